@@ -1,0 +1,132 @@
+"""``routerd-qual``: the preflight and the schema check from a shell.
+
+``routerd-qual preflight`` takes routerd's own preflight flags unchanged and runs the
+same gate as the pytest plugin; ``routerd-qual validate`` checks a manifest against
+the schema alone. Exit codes: 0 go (or valid), 10 no-go (or invalid), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .exitcodes import QualificationExit
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="routerd-qual",
+        description="routerd release qualification: certification preflight, "
+        "schema check and demo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    preflight = commands.add_parser(
+        "preflight",
+        help="decide whether qualification may start (0 go, 10 no-go)",
+        description="Run the certification preflight for a requested qualification "
+        "run. Prints one line per reason and exits 0 for go, 10 for no-go.",
+    )
+    preflight.add_argument("--certification", required=True, metavar="FILE")
+    preflight.add_argument("--environment", required=True, metavar="NAME")
+    preflight.add_argument("--topology", required=True, metavar="NAME")
+    preflight.add_argument(
+        "--providers", required=True, metavar="LIST", help="comma-separated"
+    )
+    preflight.add_argument("--release", metavar="VERSION_OR_COMMIT")
+    preflight.add_argument("--labs-commit", metavar="SHA")
+    preflight.add_argument(
+        "--scripts-root",
+        metavar="DIR",
+        default=".",
+        help="directory the artifact and script paths are relative to (default: .)",
+    )
+    preflight.add_argument("--schema", metavar="FILE", help="JSON Schema to use")
+    preflight.add_argument(
+        "--json", action="store_true", help="print the verdict as JSON"
+    )
+    validate = commands.add_parser(
+        "validate",
+        help="check a manifest against the schema alone (0 valid, 10 invalid)",
+    )
+    validate.add_argument("file", metavar="FILE")
+    validate.add_argument("--schema", metavar="FILE", help="JSON Schema to use")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``routerd-qual`` command."""
+    args = build_parser().parse_args(argv)
+    if args.command == "preflight":
+        return _preflight(args)
+    return _validate(args)
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from .preflight import Request, go_line, refusal_lines, run_preflight
+
+    request = Request(
+        manifest_path=Path(args.certification),
+        environment=args.environment.strip() or None,
+        topology=args.topology.strip() or None,
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        scripts_root=Path(args.scripts_root),
+        release=args.release,
+        labs_commit=args.labs_commit,
+        schema_path=Path(args.schema) if args.schema else None,
+    )
+    verdict = run_preflight(request)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "go": verdict.go,
+                    "manifestId": verdict.manifest_id,
+                    "runId": verdict.run_id,
+                    "manifestSha256": verdict.sha256,
+                    "checkedAt": verdict.checked_at.isoformat(),
+                    "reasons": [
+                        {"rule": r.rule, "message": r.message} for r in verdict.reasons
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif verdict.go:
+        print(f"go: {go_line(verdict)}")
+    else:
+        print("no-go: " + "\n".join(refusal_lines(verdict)))
+    return QualificationExit.OK if verdict.go else QualificationExit.PREFLIGHT_FAILURE
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .documents import DocumentError, read_json_document
+    from .schema import SchemaError, certification_validator, schema_errors
+
+    try:
+        validator = certification_validator(Path(args.schema) if args.schema else None)
+        document = read_json_document(Path(args.file), "the manifest")
+    except (DocumentError, SchemaError) as exc:
+        print(f"invalid: {exc}")
+        return QualificationExit.PREFLIGHT_FAILURE
+    errors = schema_errors(validator, document.content)
+    for error in errors:
+        print(f"invalid: {error}")
+    if errors:
+        return QualificationExit.PREFLIGHT_FAILURE
+    print(f"valid: {args.file} (sha256 {document.sha256})")
+    return QualificationExit.OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Typed views of a certification manifest and its run contract.
+
+The models are built only from documents that the JSON Schema already accepted: the
+schema is the authority on shape, the models give the rules typed access. Unknown
+fields are ignored, so that a newer schema from a routerd checkout may add fields.
+Every time is a pendulum ``DateTime`` in UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pendulum
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+
+Provider = Literal["pve", "aws", "azure", "oci"]
+PROVIDERS: tuple[str, ...] = ("pve", "aws", "azure", "oci")
+CLOUD_PROVIDERS = frozenset({"aws", "azure", "oci"})
+PVE_CERTIFIER = "certify-pve-substrate.sh"
+CLOUD_CERTIFIER = "certify-cloud-substrate.sh"
+
+
+def _utc(value: Any) -> pendulum.DateTime:
+    if isinstance(value, pendulum.DateTime):
+        return value.in_timezone("UTC")
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 date-time string")
+    parsed = pendulum.parse(value.upper())
+    if not isinstance(parsed, pendulum.DateTime):
+        raise ValueError(f"{value!r} is not a date-time")
+    return parsed.in_timezone("UTC")
+
+
+Stamp = Annotated[pendulum.DateTime, PlainValidator(_utc)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, arbitrary_types_allowed=True
+    )
+
+
+class Certifier(_Model):
+    name: str
+    version: str | None = None
+    result: str
+    started_at: Stamp | None = Field(None, alias="startedAt")
+    finished_at: Stamp | None = Field(None, alias="finishedAt")
+
+
+class CertificationCheck(_Model):
+    name: str
+    component: str
+    provider: str | None = None
+    target: str | None = None
+    result: str
+    checked_at: Stamp = Field(alias="checkedAt")
+    summary: str | None = None
+
+
+class Repair(_Model):
+    component: str
+    provider: str | None = None
+    target: str | None = None
+    action: str
+    result: str
+    verified_by: str = Field(alias="verifiedBy")
+    repaired_at: Stamp | None = Field(None, alias="repairedAt")
+
+
+class RouterdArtifact(_Model):
+    version: str
+    commit: str
+    path: str
+    sha256: str
+    target: str
+    parent_main_commit: str | None = Field(None, alias="parentMainCommit")
+    canonical_remote: str | None = Field(None, alias="canonicalRemote")
+    script_blobs: dict[str, str] = Field(default_factory=dict, alias="scriptBlobs")
+
+
+class QaImplementation(_Model):
+    commit: str
+    canonical_remote: str = Field(alias="canonicalRemote")
+    script_blobs: dict[str, str] = Field(alias="scriptBlobs")
+
+
+class RunProvider(_Model):
+    name: str
+    profile: str
+    region: str
+    auth_mode: str = Field(alias="authMode")
+
+
+class Lifecycle(_Model):
+    ttl: str
+    heartbeat_stale: str = Field(alias="heartbeatStale")
+    cleanup_timeout: str | None = Field(None, alias="cleanupTimeout")
+    inventory_timeout: str | None = Field(None, alias="inventoryTimeout")
+    max_cleanup_attempts: int | None = Field(None, alias="maxCleanupAttempts")
+    max_paid_lifecycle_seconds: int | None = Field(
+        None, alias="maxPaidLifecycleSeconds"
+    )
+    cleanup_scope: str = Field(alias="cleanupScope")
+
+
+class RunContract(_Model):
+    schema_version: str = Field(alias="schemaVersion")
+    run_id: str = Field(alias="runId")
+    environment: str
+    topology: str
+    state_mode: str = Field(alias="stateMode")
+    routerd_artifact: RouterdArtifact = Field(alias="routerdArtifact")
+    labs_commit: str | None = Field(None, alias="labsCommit")
+    qa_implementation: QaImplementation | None = Field(None, alias="qaImplementation")
+    providers: tuple[RunProvider, ...]
+    lifecycle: Lifecycle
+
+    @property
+    def provider_names(self) -> frozenset[str]:
+        return frozenset(provider.name for provider in self.providers)
+
+    @property
+    def labs_revision(self) -> str | None:
+        """The labs commit the contract pins: ``labsCommit`` (v1), else the QA
+        implementation's commit (v2)."""
+        if self.qa_implementation is not None:
+            return self.qa_implementation.commit
+        return self.labs_commit
+
+
+class CertificationManifest(_Model):
+    """A ``release-environment-certification/v1`` document."""
+
+    schema_version: str = Field(alias="schemaVersion")
+    manifest_id: str = Field(alias="manifestId")
+    environment: str
+    topology: str
+    status: str
+    issued_at: Stamp = Field(alias="issuedAt")
+    expires_at: Stamp = Field(alias="expiresAt")
+    routerd_commit: str | None = Field(None, alias="routerdCommit")
+    labs_commit: str | None = Field(None, alias="labsCommit")
+    providers: tuple[str, ...]
+    certifiers: tuple[Certifier, ...]
+    checks: tuple[CertificationCheck, ...]
+    repairs: tuple[Repair, ...]
+    run: RunContract
+
+    @property
+    def script_blobs(self) -> tuple[tuple[str, str, str], ...]:
+        """Every pinned script as ``(where, path, sha256)``, artifact first."""
+        pinned = [
+            ("run.routerdArtifact.scriptBlobs", path, digest)
+            for path, digest in self.run.routerd_artifact.script_blobs.items()
+        ]
+        if self.run.qa_implementation is not None:
+            pinned.extend(
+                ("run.qaImplementation.scriptBlobs", path, digest)
+                for path, digest in self.run.qa_implementation.script_blobs.items()
+            )
+        return tuple(pinned)

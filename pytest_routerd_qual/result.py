@@ -1,0 +1,129 @@
+"""The ``release-qualification-result/v1`` document, written atomically.
+
+The result is the evidence of a qualification run. It is written on every path the
+run can take, to a temporary file in the same directory, synced, then renamed over
+the destination, so a reader sees the old document or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from .exitcodes import Classification
+
+SCHEMA_VERSION = "release-qualification-result/v1"
+NOT_RUN = -1
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What every process of a run knows of the certification it runs under."""
+
+    manifest_id: str = "unknown"
+    run_id: str = "unknown"
+    release: str = "unknown"
+    manifest_sha256: str | None = None
+    manifest_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifestId": self.manifest_id,
+            "runId": self.run_id,
+            "release": self.release,
+            "manifestSha256": self.manifest_sha256,
+            "manifestPath": self.manifest_path,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunIdentity:
+        return cls(
+            manifest_id=str(data["manifestId"]),
+            run_id=str(data["runId"]),
+            release=str(data["release"]),
+            manifest_sha256=data.get("manifestSha256"),
+            manifest_path=data.get("manifestPath"),
+        )
+
+
+def stamp(moment: pendulum.DateTime) -> str:
+    """An RFC 3339 UTC stamp with milliseconds, as the result format wants."""
+    utc = moment.in_timezone("UTC")
+    return utc.format("YYYY-MM-DD[T]HH:mm:ss.SSS[Z]")
+
+
+def build_result(
+    identity: RunIdentity,
+    *,
+    classification: Classification,
+    started_at: pendulum.DateTime,
+    finished_at: pendulum.DateTime,
+    driver_exit: int,
+    checks: Sequence[dict[str, Any]],
+    cleanup_exit: int = NOT_RUN,
+    inventory_exit: int = NOT_RUN,
+    watchdog_pid: int | None = None,
+    watchdog_abort: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The result document; ``status`` is ``pass`` only for a clean exit 0."""
+    passed = (
+        driver_exit == 0
+        and classification is Classification.NONE
+        and cleanup_exit in (0, NOT_RUN)
+        and inventory_exit in (0, NOT_RUN)
+        and watchdog_abort is None
+    )
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "runId": identity.run_id,
+        "certificationManifestId": identity.manifest_id,
+        "release": identity.release,
+        "status": "pass" if passed else "fail",
+        "classification": classification.value,
+        "startedAt": stamp(started_at),
+        "finishedAt": stamp(finished_at),
+        "driverExit": int(driver_exit),
+        "cleanupExit": int(cleanup_exit),
+        "inventoryExit": int(inventory_exit),
+        "watchdogPid": watchdog_pid,
+        "watchdogAbort": watchdog_abort,
+        "checks": list(checks),
+    }
+
+
+def write_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` as JSON to ``path`` atomically (temporary file, fsync,
+    rename, directory fsync)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse directory fsync
+        pass
+    finally:
+        os.close(fd)

@@ -93,6 +93,49 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
         metavar="PATH",
     ),
+    Setting(
+        "--qualification-cleanup-command",
+        "Executable run as CMD --run-id RUN_ID --evidence-dir DIR after the session, "
+        "whatever its outcome, to delete what the run created",
+        metavar="CMD",
+    ),
+    Setting(
+        "--qualification-inventory-command",
+        "Executable run the same way after the cleanup, to list what is left",
+        metavar="CMD",
+    ),
+    Setting(
+        "--qualification-evidence-dir",
+        "Directory for cleanup and inventory logs, the heartbeat, the watchdog's "
+        "records and a copy of the manifest",
+        "path",
+        metavar="DIR",
+    ),
+    Setting(
+        "--qualification-cleanup-timeout",
+        "Longest a cleanup or inventory may run before its process group is ended "
+        "(exit 124); a duration such as 90s, 15m, 1h",
+        metavar="DURATION",
+    ),
+    Setting(
+        "--qualification-ttl",
+        "Longest the run may last; defaults to the manifest's run.lifecycle.ttl and "
+        "may only shorten it",
+        metavar="DURATION",
+    ),
+    Setting(
+        "--qualification-heartbeat-stale",
+        "Longest the run may go without progress; defaults to the manifest's "
+        "run.lifecycle.heartbeatStale and may only shorten it",
+        metavar="DURATION",
+    ),
+    Setting(
+        "--qualification-ledger",
+        "JSON-lines ledger of spent manifests (default: .routerd-qual/ledger.jsonl "
+        "under the rootdir)",
+        "path",
+        metavar="PATH",
+    ),
 )
 
 BY_OPTION = {setting.option: setting for setting in SETTINGS}
@@ -109,6 +152,19 @@ def add_options(parser: pytest.Parser) -> None:
             setting.option, dest=setting.ini, metavar=setting.metavar, help=help_text
         )
         parser.addini(setting.ini, setting.help, type="string")
+    parser.addini(
+        "qualification_require_lifecycle",
+        "Refuse to start unless cleanup and inventory commands are given and "
+        "executable",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "substrate_exceptions",
+        "Further exception types, as module:Name, that count as substrate defects",
+        type="linelist",
+        default=[],
+    )
     parser.addini(
         QUALIFICATION_INI,
         "Declare this suite a release qualification suite: it runs only after a "

@@ -35,7 +35,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers, and the qualification plugin when the gate applies."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    if gate_applies(config):
-        from .session import QualificationSession
+    if not gate_applies(config):
+        return
+    from .session import QualificationSession, QualificationWorker
 
-        config.pluginmanager.register(QualificationSession(config), SESSION_PLUGIN)
+    if hasattr(config, "workerinput"):
+        plugin: object = QualificationWorker(config)
+    else:
+        plugin = QualificationSession(config)
+    config.pluginmanager.register(plugin, SESSION_PLUGIN)

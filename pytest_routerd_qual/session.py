@@ -1,22 +1,60 @@
-"""The qualification plugin object: registered only when the gate applies.
+"""The qualification plugin objects: registered only when the gate applies.
 
-It drives a qualification session: the preflight before anything else, the verdict
-in the terminal header, and the result document at the end. It is a thin shell over
-the pure core (:mod:`.preflight`, :mod:`.result`).
+:class:`QualificationSession` drives a qualification in a single process or on the
+pytest-xdist controller: the preflight before anything else, the verdict in the
+header, the aggregation of every finding, the exit code, the terminal summary and the
+result document. :class:`QualificationWorker` is what an xdist worker runs: it gets
+the verdict from the controller and never needs the manifest file. Both are thin
+shells over the pure core (:mod:`.preflight`, :mod:`.classification`, :mod:`.result`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pendulum
 import pytest
 
+from .classification import (
+    QUALIFICATION_CHECK,
+    SUBSTRATE,
+    CheckBook,
+    Finding,
+    PhaseReport,
+    Scope,
+)
 from .exitcodes import Classification, QualificationExit
+from .observe import REPORT_ATTRIBUTE, RunObserver, StopSignal, scope_error_message
 from .options import list_value, path_value, string_value
-from .preflight import Request, Verdict, go_line, refusal_lines, run_preflight
+from .preflight import (
+    Request,
+    Verdict,
+    go_line,
+    refusal_lines,
+    run_preflight,
+)
 from .result import RunIdentity, build_result, write_atomic
+
+#: The key of the controller's message to its xdist workers.
+WORKER_INPUT = "routerd_qual"
+WORKER_SCOPES = "routerd_qual_scopes"
+WORKER_PROBLEMS = "routerd_qual_problems"
+
+NEXT_STEP = {
+    Classification.INFRA_FAILURE: (
+        "stop. The substrate is not trustworthy: do not repair it in place. "
+        "Recertify the environment and run again with the new manifest."
+    ),
+    Classification.PRODUCT_FAILURE: (
+        "routerd failed on a certified substrate: triage the product failures above."
+    ),
+    Classification.NONE: "routerd qualified on the certified substrate.",
+}
 
 
 def build_request(config: pytest.Config) -> Request:
@@ -50,6 +88,7 @@ def preflight_entry(verdict: Verdict) -> dict[str, Any]:
     return {
         "nodeid": "routerd-qual::certification-preflight",
         "scope": "preflight",
+        "kind": None,
         "outcome": "passed" if verdict.go else "failed",
         "classification": (
             Classification.NONE if verdict.go else Classification.PREFLIGHT_FAILURE
@@ -65,25 +104,51 @@ def preflight_entry(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-class QualificationSession:
-    """Gate, observe and record one qualification session.
+def final_exit(exitstatus: int, classification: Classification) -> int:
+    """The session's exit code: an infra failure wins over pytest's own codes,
+    except an internal or usage error, which keep their meaning."""
+    if classification is Classification.INFRA_FAILURE and exitstatus not in (
+        QualificationExit.INTERNAL_ERROR,
+        QualificationExit.USAGE_ERROR,
+    ):
+        return QualificationExit.INFRA_FAILURE
+    return exitstatus
 
-    On the controller (or a single process) it runs the preflight at session start
-    and, on refusal, writes the result and ends the session with exit 10 before any
-    test is collected.
+
+def scope_from_json(data: dict[str, Any]) -> Scope | None:
+    if data.get("scope") not in (QUALIFICATION_CHECK, SUBSTRATE):
+        return None
+    return Scope(data["scope"], data.get("kind"), data.get("faultInjection"))
+
+
+class QualificationSession(RunObserver):
+    """Gate, observe and record one qualification session (single process or
+    xdist controller).
+
+    The preflight runs at session start, before the terminal header and before any
+    xdist worker exists; a refusal writes the result and ends the session with exit
+    10 before any test is collected. After a go, every phase report feeds a
+    :class:`CheckBook`; the first infra failure raises the run's stop; at the end the
+    exit code is set, the summary printed and the result written, once.
     """
 
     def __init__(self, config: pytest.Config) -> None:
-        self.config = config
+        self.stop_directory = Path(tempfile.mkdtemp(prefix="routerd-qual-"))
+        super().__init__(config, StopSignal(self.stop_directory / "stop"))
         self.started_at = pendulum.now("UTC")
         self.verdict: Verdict | None = None
         self.identity = RunIdentity()
         self.result_path = path_value(config, "--qualification-result")
         self.result_written = False
+        self.book = CheckBook()
+        self.problems: list[str] = []
+        self.problems_printed = False
+        self.final_classification = Classification.NONE
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Run the certification preflight before anything else happens."""
+        self.session = session
         self.started_at = pendulum.now("UTC")
         verdict = run_preflight(build_request(self.config))
         self.verdict = verdict
@@ -92,19 +157,16 @@ class QualificationSession:
             self._refuse(verdict)
 
     def _refuse(self, verdict: Verdict) -> None:
+        self.final_classification = Classification.PREFLIGHT_FAILURE
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_sep("=", "routerd-qual: preflight refused", red=True)
             for line in refusal_lines(verdict):
                 reporter.write_line(line)
-        self.write_result(
-            Classification.PREFLIGHT_FAILURE,
-            QualificationExit.PREFLIGHT_FAILURE,
-            [preflight_entry(verdict)],
-        )
+        self.write_result(QualificationExit.PREFLIGHT_FAILURE)
         pytest.exit(
-            f"routerd-qual: preflight_failure, {len(verdict.reasons)} reason(s); "
-            "no test was run",
+            f"routerd-qual: preflight_failure ({len(verdict.reasons)} reason(s) "
+            "above); no test was run",
             returncode=QualificationExit.PREFLIGHT_FAILURE,
         )
 
@@ -114,19 +176,163 @@ class QualificationSession:
             return []
         return [f"routerd-qual: {go_line(self.verdict)}"]
 
-    def write_result(
-        self,
-        classification: Classification,
-        driver_exit: int,
-        checks: list[dict[str, Any]],
-    ) -> None:
-        """Write the result document, if one was asked for."""
+    # -- pytest-xdist controller ------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Hand each worker the verdict and what it needs of the manifest."""
+        node.workerinput[WORKER_INPUT] = json.dumps(
+            {
+                "go": bool(self.verdict and self.verdict.go),
+                "identity": self.identity.to_json(),
+                "stopFile": str(self.stop.path),
+            }
+        )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Know every collected test on the controller, to record those not run."""
+        for nodeid in ids:
+            self.book.collected(nodeid, None)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """Learn the scopes and the collection refusals a worker found."""
+        output = getattr(node, "workeroutput", None) or {}
+        for nodeid, data in json.loads(output.get(WORKER_SCOPES, "{}")).items():
+            self.book.collected(nodeid, scope_from_json(data))
+        for problem in json.loads(output.get(WORKER_PROBLEMS, "[]")):
+            if problem not in self.problems:
+                self.problems.append(problem)
+
+    # -- observing ------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        super().pytest_collection_modifyitems(items)
+        for item in items:
+            self.book.collected(item.nodeid, self.scopes.get(item.nodeid))
+
+    def refuse_collection(self, items: list[pytest.Item], problems: list[str]) -> None:
+        for item in items:
+            self.book.collected(item.nodeid, self.scopes.get(item.nodeid))
+        # pytest prints the usage error itself; the summary need not repeat it.
+        self.problems_printed = True
+        self.problems = problems
+        super().refuse_collection(items, problems)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Fold the report into the book; stop at the first infra failure."""
+        data = getattr(report, REPORT_ATTRIBUTE, None)
+        if data is None:
+            data = self._unexplained(report)
+        finding = Finding(
+            Classification(data["classification"]), data["rule"], data["component"]
+        )
+        phase = PhaseReport(
+            report.nodeid,
+            report.when or "call",
+            report.outcome,
+            report.duration,
+            finding,
+            data.get("message"),
+        )
+        self.book.observe(phase, scope_from_json(data))
+        super().pytest_runtest_logreport(report)
+
+    def _unexplained(self, report: pytest.TestReport) -> dict[str, Any]:
+        """A report without a finding, such as xdist's report of a crashed worker."""
+        if not report.failed:
+            return {"classification": "none", "rule": None, "component": None}
+        record = self.book.records.get(report.nodeid)
+        if record and record.scope and record.scope.scope == QUALIFICATION_CHECK:
+            classification, rule = (
+                Classification.PRODUCT_FAILURE,
+                "qualification_check failed",
+            )
+        else:
+            classification, rule = (
+                Classification.INFRA_FAILURE,
+                "failed outside a known scope",
+            )
+        text = (report.longreprtext or "").strip().splitlines()
+        return {
+            "classification": classification.value,
+            "rule": rule,
+            "component": None,
+            "message": text[-1][:300] if text else None,
+        }
+
+    def halt(self, reason: str) -> None:
+        self.book.stop(reason)
+        super().halt(reason)
+
+    # -- the end --------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Set the exit code from the classification and write the result."""
+        self.final_classification = self.book.classification()
+        if self.problems:
+            session.exitstatus = QualificationExit.USAGE_ERROR
+        session.exitstatus = final_exit(session.exitstatus, self.final_classification)
+        self.write_result(session.exitstatus)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The routerd qualification section: what failed, why, and what next."""
+        if self.verdict is None or not self.verdict.go:
+            return
+        write = terminalreporter.write_line
+        classification = self.final_classification
+        session = self.session
+        code = session.exitstatus if session is not None else None
+        terminalreporter.write_sep(
+            "=",
+            "routerd qualification",
+            red=classification is not Classification.NONE,
+            green=classification is Classification.NONE and code == 0,
+        )
+        write(
+            f"manifest {self.identity.manifest_id} "
+            f"(sha256 {(self.identity.manifest_sha256 or '')[:12]}), "
+            f"run {self.identity.run_id}, release {self.identity.release}"
+        )
+        write(f"classification: {classification.value} (exit {int(code or 0)})")
+        if self.problems and not self.problems_printed:
+            write(scope_error_message(self.problems))
+        failures = self.book.failures()
+        if failures and self.config.get_verbosity() >= -1:
+            width = max(len(f.classification.value) for f in failures)
+            for record in failures:
+                write(
+                    f"  {record.classification.value:<{width}}  "
+                    f"{record.component or '-':<14} {record.nodeid} "
+                    f"[{record.rule}, {record.phase}]"
+                )
+        if self.book.stop_reason:
+            not_run = len(self.book.not_run())
+            reason = self.book.stop_reason.removeprefix("routerd-qual: ")
+            write(f"stopped: {reason}; {not_run} test(s) not run")
+        if classification is Classification.NONE and code != 0:
+            write(
+                f"next: the run did not complete (exit {code}); no verdict on routerd"
+            )
+        else:
+            write(f"next: {NEXT_STEP[classification]}")
+        if self.result_path is not None:
+            write(f"result: {self.result_path}")
+
+    def write_result(self, driver_exit: int) -> None:
+        """Write the result document, if one was asked for; once per session."""
+        if self.result_written:
+            return
         self.result_written = True
         if self.result_path is None:
             return
+        checks = [preflight_entry(self.verdict)] if self.verdict else []
+        checks.extend(self.book.entries())
         document = build_result(
             self.identity,
-            classification=classification,
+            classification=self.final_classification,
             started_at=self.started_at,
             finished_at=pendulum.now("UTC"),
             driver_exit=driver_exit,
@@ -135,5 +341,55 @@ class QualificationSession:
         write_atomic(Path(self.result_path), document)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """Leave the plugin manager as it was found."""
-        config.pluginmanager.unregister(self)
+        """Write the result if no earlier hook could (an abort before the end)."""
+        try:
+            if self.verdict is not None:
+                self.write_result(QualificationExit.INTERRUPTED)
+        finally:
+            shutil.rmtree(self.stop_directory, ignore_errors=True)
+            config.pluginmanager.unregister(self)
+
+
+class QualificationWorker(RunObserver):
+    """The plugin on a pytest-xdist worker: classify here, decide on the controller.
+
+    The worker never reads the manifest (it may run on another host); it takes the
+    controller's verdict, refuses to run without one, and reports its collection
+    scopes and refusals back through ``workeroutput``.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        message = json.loads(config.workerinput.get(WORKER_INPUT, "{}"))  # type: ignore[attr-defined]
+        self.go = bool(message.get("go"))
+        stop_file = message.get("stopFile")
+        super().__init__(config, StopSignal(Path(stop_file) if stop_file else None))
+        self.identity = RunIdentity.from_json(message["identity"]) if self.go else None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Refuse to run any test without the controller's go."""
+        self.session = session
+        if not self.go:
+            pytest.exit(
+                "routerd-qual: this worker got no preflight verdict from its controller",
+                returncode=QualificationExit.PREFLIGHT_FAILURE,
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        super().pytest_collection_modifyitems(items)
+        self._output()[WORKER_SCOPES] = json.dumps(
+            {nodeid: scope.to_json() for nodeid, scope in self.scopes.items()}
+        )
+
+    def refuse_collection(self, items: list[pytest.Item], problems: list[str]) -> None:
+        # Raising here would crash the worker; the controller reports the refusal.
+        self._output()[WORKER_PROBLEMS] = json.dumps(problems)
+        items.clear()
+
+    def _output(self) -> dict[str, Any]:
+        return self.config.workeroutput  # type: ignore[attr-defined,no-any-return]
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        with contextlib.suppress(ValueError):
+            config.pluginmanager.unregister(self)

@@ -371,7 +371,7 @@ class QualificationWorker(RunObserver):
         self.session = session
         if not self.go:
             pytest.exit(
-                "routerd-qual: this worker got no preflight verdict from its controller",
+                "routerd-qual: this worker has no preflight verdict",
                 returncode=QualificationExit.PREFLIGHT_FAILURE,
             )
 

@@ -104,14 +104,27 @@ def preflight_entry(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def final_exit(exitstatus: int, classification: Classification) -> int:
-    """The session's exit code: an infra failure wins over pytest's own codes,
-    except an internal or usage error, which keep their meaning."""
+def final_exit(
+    exitstatus: int, classification: Classification, *, by_user: bool = False
+) -> int:
+    """The session's exit code.
+
+    An infra failure wins over pytest's own codes, except an internal or usage
+    error, which keep their meaning. Product failures that stopped the run through
+    ``--maxfail`` end with 1, as they do without xdist; only an interruption by the
+    user keeps pytest's 2.
+    """
     if classification is Classification.INFRA_FAILURE and exitstatus not in (
         QualificationExit.INTERNAL_ERROR,
         QualificationExit.USAGE_ERROR,
     ):
         return QualificationExit.INFRA_FAILURE
+    if (
+        classification is Classification.PRODUCT_FAILURE
+        and exitstatus == QualificationExit.INTERRUPTED
+        and not by_user
+    ):
+        return QualificationExit.PRODUCT_FAILURE
     return exitstatus
 
 
@@ -143,6 +156,7 @@ class QualificationSession(RunObserver):
         self.book = CheckBook()
         self.problems: list[str] = []
         self.problems_printed = False
+        self.by_user = False
         self.final_classification = Classification.NONE
 
     @pytest.hookimpl(tryfirst=True)
@@ -269,12 +283,20 @@ class QualificationSession(RunObserver):
 
     # -- the end --------------------------------------------------------------
 
+    def pytest_keyboard_interrupt(
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> None:
+        """Tell Ctrl-C from the stops that pytest-xdist raises as interruptions."""
+        self.by_user = type(excinfo.value) is KeyboardInterrupt
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Set the exit code from the classification and write the result."""
         self.final_classification = self.book.classification()
         if self.problems:
             session.exitstatus = QualificationExit.USAGE_ERROR
-        session.exitstatus = final_exit(session.exitstatus, self.final_classification)
+        session.exitstatus = final_exit(
+            session.exitstatus, self.final_classification, by_user=self.by_user
+        )
         self.write_result(session.exitstatus)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -127,3 +127,38 @@ def _sync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def markdown_summary(document: dict[str, Any]) -> str:
+    """A Markdown summary of a result document, for a CI job summary page."""
+    lines = [
+        f"### routerd qualification: {document['classification']} "
+        f"(exit {document['driverExit']})",
+        "",
+        f"- release `{document['release']}`, run `{document['runId']}`",
+        f"- certification manifest `{document['certificationManifestId']}`",
+        f"- status **{document['status']}**, cleanup exit {document['cleanupExit']}, "
+        f"inventory exit {document['inventoryExit']}",
+    ]
+    if document.get("watchdogAbort"):
+        lines.append(f"- watchdog ended the run: {document['watchdogAbort']['reason']}")
+    failing = [
+        check
+        for check in document["checks"]
+        if check.get("classification") not in (None, "none")
+    ]
+    if failing:
+        lines += [
+            "",
+            "| classification | check | component | rule |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {check['classification']} | `{check['nodeid']}` | "
+            f"{check.get('component') or '-'} | {check.get('rule') or '-'} |"
+            for check in failing
+        ]
+    for check in document["checks"]:
+        for reason in check.get("reasons", ()):
+            lines.append(f"- refused: [{reason['rule']}] {reason['message']}")
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,7 +39,7 @@ from .preflight import (
     refusal_lines,
     run_preflight,
 )
-from .result import RunIdentity, build_result, write_atomic
+from .result import RunIdentity, build_result, markdown_summary, write_atomic
 
 #: The key of the controller's message to its xdist workers.
 WORKER_INPUT = "routerd_qual"
@@ -344,12 +345,10 @@ class QualificationSession(RunObserver):
             write(f"result: {self.result_path}")
 
     def write_result(self, driver_exit: int) -> None:
-        """Write the result document, if one was asked for; once per session."""
+        """Write the result document (and the CI job summary); once per session."""
         if self.result_written:
             return
         self.result_written = True
-        if self.result_path is None:
-            return
         checks = [preflight_entry(self.verdict)] if self.verdict else []
         checks.extend(self.book.entries())
         document = build_result(
@@ -360,7 +359,20 @@ class QualificationSession(RunObserver):
             driver_exit=driver_exit,
             checks=checks,
         )
-        write_atomic(Path(self.result_path), document)
+        if self.result_path is not None:
+            write_atomic(Path(self.result_path), document)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            try:
+                with Path(step_summary).open("a", encoding="utf-8") as handle:
+                    handle.write(markdown_summary(document))
+            except OSError as exc:
+                # The result is already safe; a job summary is a convenience.
+                reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(
+                        f"routerd-qual: GITHUB_STEP_SUMMARY not written: {exc}"
+                    )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Write the result if no earlier hook could (an abort before the end)."""

@@ -602,3 +602,23 @@ def test_quiet_runs_still_show_the_verdict(
     result.stdout.fnmatch_lines(
         ["classification: none (exit 0)", "next: routerd qualified*"]
     )
+
+
+def test_github_job_summary_gets_a_markdown_summary(
+    pytester: pytest.Pytester, qualify: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.makepyfile(
+        test_routerd="BROKEN_PAIR = 'leaf-a:client-b'\n" + ROUTERD_SUITE
+    )
+    result, document = qualify()
+    assert result.ret == QualificationExit.PRODUCT_FAILURE
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### routerd qualification: product_failure")
+    assert (
+        "| product_failure | `test_routerd.py::test_matrix_pair_reaches"
+        "[leaf-a:client-b]` | - | qualification_check failed |"
+    ) in text
+    assert f"manifest `{document['certificationManifestId']}`" in text

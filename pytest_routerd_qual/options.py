@@ -89,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "--qualification-result",
-        "Write the release-qualification-result/v1 document of the run to PATH",
+        "Write the release-qualification-result/v1 document of the run to PATH "
+        "(default: .routerd-qual/result.json under the rootdir)",
         "path",
         metavar="PATH",
     ),

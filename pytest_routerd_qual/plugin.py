@@ -31,12 +31,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+#: Ini keys that a command line may not weaken: ``-o`` may switch them on, not off.
+GUARDED_INI = ("routerd_qualification", "qualification_require_lifecycle")
+#: Ini keys that a command line may not override at all.
+SEALED_INI = ("substrate_exceptions",)
+_TRUE = ("1", "true", "yes", "y", "on", "t")
+
+
+def refuse_weakening_overrides(config: pytest.Config) -> None:
+    """Fail closed: ``-o`` cannot switch the gate or a policy setting off."""
+    for entry in config.getoption("override_ini") or ():
+        key, _, value = str(entry).partition("=")
+        key = key.strip()
+        weakens = key in SEALED_INI or (
+            key in GUARDED_INI and value.strip().lower() not in _TRUE
+        )
+        if weakens:
+            raise pytest.UsageError(
+                f"routerd-qual: -o {entry} is refused: the qualification policy is "
+                "declared by the suite's ini file and cannot be weakened from the "
+                "command line"
+            )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers, and the qualification plugin when the gate applies."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    refuse_weakening_overrides(config)
     if not gate_applies(config):
         return
+    if config.pluginmanager.is_blocked(SESSION_PLUGIN):
+        raise pytest.UsageError(
+            f"routerd-qual: -p no:{SESSION_PLUGIN} is refused: a qualification "
+            "session cannot run without its gate"
+        )
     from .session import QualificationSession, QualificationWorker
 
     if hasattr(config, "workerinput"):

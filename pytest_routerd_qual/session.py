@@ -41,6 +41,8 @@ from .preflight import (
 )
 from .result import RunIdentity, build_result, markdown_summary, write_atomic
 
+#: Where the result goes when no path is given: evidence is never lost.
+DEFAULT_RESULT = Path(".routerd-qual", "result.json")
 #: The key of the controller's message to its xdist workers.
 WORKER_INPUT = "routerd_qual"
 WORKER_SCOPES = "routerd_qual_scopes"
@@ -152,7 +154,9 @@ class QualificationSession(RunObserver):
         self.started_at = pendulum.now("UTC")
         self.verdict: Verdict | None = None
         self.identity = RunIdentity()
-        self.result_path = path_value(config, "--qualification-result")
+        self.result_path = path_value(config, "--qualification-result") or (
+            config.rootpath / DEFAULT_RESULT
+        )
         self.result_written = False
         self.book = CheckBook()
         self.problems: list[str] = []
@@ -341,8 +345,7 @@ class QualificationSession(RunObserver):
             )
         else:
             write(f"next: {NEXT_STEP[classification]}")
-        if self.result_path is not None:
-            write(f"result: {self.result_path}")
+        write(f"result: {self.result_path}")
 
     def write_result(self, driver_exit: int) -> None:
         """Write the result document (and the CI job summary); once per session."""
@@ -359,8 +362,7 @@ class QualificationSession(RunObserver):
             driver_exit=driver_exit,
             checks=checks,
         )
-        if self.result_path is not None:
-            write_atomic(Path(self.result_path), document)
+        write_atomic(self.result_path, document)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             try:

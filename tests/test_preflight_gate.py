@@ -501,3 +501,48 @@ def test_refusal_writes_the_result_with_the_reasons(
     [preflight] = document["checks"]
     assert [r["rule"] for r in preflight["reasons"]] == ["mismatch", "mismatch"]
     assert len(preflight["manifestSha256"]) == 64
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "routerd_qualification=false",
+        "routerd_qualification=0",
+        "qualification_require_lifecycle=false",
+        "substrate_exceptions=",
+    ],
+)
+def test_command_line_cannot_switch_the_gate_off(
+    suite: pytest.Pytester, override: str
+) -> None:
+    result = suite.runpytest("-o", override)
+    assert result.ret == QualificationExit.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: routerd-qual: -o {override} is refused: the qualification policy*"]
+    )
+    assert "passed" not in result.stdout.str()
+
+
+def test_command_line_may_switch_the_gate_on(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("-o", "routerd_qualification=true")
+    refused(result, "[[]manifest-missing]*")
+
+
+def test_blocking_the_session_plugin_is_refused(
+    suite: pytest.Pytester, sample: SampleCertification
+) -> None:
+    result = suite.runpytest(*sample.pytest_args(), "-p", "no:routerd_qual_session")
+    assert result.ret == QualificationExit.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: routerd-qual: -p no:routerd_qual_session is refused*"]
+    )
+
+
+def test_result_goes_to_the_rootdir_when_no_path_is_given(
+    suite: pytest.Pytester, sample: SampleCertification
+) -> None:
+    result = suite.runpytest(*sample.pytest_args(), "--qualification-topology=x")
+    assert result.ret == QualificationExit.PREFLIGHT_FAILURE
+    document = json.loads((suite.path / ".routerd-qual" / "result.json").read_text())
+    assert document["classification"] == "preflight_failure"

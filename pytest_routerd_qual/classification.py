@@ -215,7 +215,7 @@ class CheckRecord:
             "message": self.message,
             "component": self.component,
             "reruns": self.reruns,
-            "startedAfterStop": self.after_stop,
+            "afterStop": self.after_stop,
         }
 
 

@@ -48,6 +48,8 @@ def read_regular_file(path: Path, limit: int) -> bytes:
         raise DocumentError(f"{path} does not exist") from None
     except OSError as exc:
         raise DocumentError(f"{path} cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL byte in the path: no file can have that name
+        raise DocumentError(f"{str(path)!r} cannot be read: {exc}") from None
     if not stat.S_ISREG(before.st_mode):
         raise DocumentError(f"{path} is {_describe_mode(before.st_mode)}, not a file")
     if before.st_size > limit:
@@ -76,6 +78,8 @@ def sha256_of_file(path: Path) -> str:
         raise DocumentError(f"{path} does not exist") from None
     except OSError as exc:
         raise DocumentError(f"{path} cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL byte in the path: no file can have that name
+        raise DocumentError(f"{str(path)!r} cannot be read: {exc}") from None
     if not stat.S_ISREG(mode):
         raise DocumentError(f"{path} is {_describe_mode(mode)}, not a file")
     digest = hashlib.sha256()

@@ -25,10 +25,15 @@ def _utc(value: Any) -> pendulum.DateTime:
         return value.in_timezone("UTC")
     if not isinstance(value, str):
         raise ValueError("expected an RFC 3339 date-time string")
-    parsed = pendulum.parse(value.upper())
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError(f"{value!r} is not a date-time")
-    return parsed.in_timezone("UTC")
+    try:
+        parsed = pendulum.parse(value.upper())
+        if not isinstance(parsed, pendulum.DateTime):
+            raise ValueError(f"{value!r} is not a date-time")
+        return parsed.in_timezone("UTC")
+    except OverflowError:
+        # A stamp such as 9999-12-31T23:59:59-01:00 is valid RFC 3339 but its
+        # instant lies beyond what a Python datetime can hold in UTC.
+        raise ValueError(f"{value!r} lies outside the years 1 to 9999 in UTC") from None
 
 
 Stamp = Annotated[pendulum.DateTime, PlainValidator(_utc)]

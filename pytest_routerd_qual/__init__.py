@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .defects import SubstrateDefect
 from .exitcodes import Classification, QualificationExit
+from .repair import repair_action
 
-__all__ = ["Classification", "QualificationExit", "SubstrateDefect"]
+__all__ = ["Classification", "QualificationExit", "SubstrateDefect", "repair_action"]
 __version__ = "0.1.0"

@@ -935,6 +935,7 @@ class Guard:
         )
         self._last_beat = time.monotonic()
         self._exits: tuple[int, int] | None = None
+        self._ready = False
 
     @property
     def watchdog_pid(self) -> int:
@@ -957,6 +958,7 @@ class Guard:
         pytest_pid: int | None = None,
         started_at: datetime | None = None,
         checks: Sequence[dict[str, Any]] = (),
+        wait: bool = True,
     ) -> Guard:
         """Start guarding the run; see the class docstring.
 
@@ -999,7 +1001,20 @@ class Guard:
             checks=list(checks),
         )
         write_json_atomic(config.file(EvidenceFile.WATCHDOG_CONFIG), config.to_json())
-        return cls(config, _spawn_watchdog(config))
+        guard = cls(config, _spawn_watchdog(config))
+        if wait:
+            guard.wait_ready()
+        return guard
+
+    def wait_ready(self) -> None:
+        """Block until the watchdog watches (once); :class:`GuardError` if it cannot.
+
+        :meth:`start` with ``wait=False`` lets the watchdog start while pytest
+        collects; the session calls this before the first test.
+        """
+        if not self._ready:
+            _await_watchdog(self.config, self.process)
+            self._ready = True
 
     def beat(self) -> None:
         """Tell the watchdog the run progresses; cheap enough for every report."""
@@ -1075,19 +1090,23 @@ def _spawn_watchdog(config: WatchdogConfig) -> subprocess.Popen[bytes]:
         str(config.file(EvidenceFile.WATCHDOG_CONFIG)),
     ]
     with config.file(EvidenceFile.WATCHDOG_LOG).open("ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _await_watchdog(config: WatchdogConfig, process: subprocess.Popen[bytes]) -> None:
+    """Return once the watchdog reports that it watches; else end it and raise."""
     ready = config.file(EvidenceFile.WATCHDOG_READY)
     _wait_until(
         lambda: ready.exists() or process.poll() is not None, WATCHDOG_START_TIMEOUT
     )
     if ready.exists() and process.poll() is None:
-        return process
+        return
     with contextlib.suppress(ProcessLookupError):
         process.kill()
     process.wait()

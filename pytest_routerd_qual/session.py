@@ -29,7 +29,15 @@ from .classification import (
     PhaseReport,
     Scope,
 )
-from .exitcodes import Classification, QualificationExit
+from .exitcodes import Classification, QualificationExit, most_severe
+from .ledger import Ledger, LedgerError
+from .lifecycle import (
+    Guard,
+    LifecycleError,
+    lifecycle_failed,
+    lifecycle_preflight_rules,
+    lifecycle_settings_from_config,
+)
 from .observe import REPORT_ATTRIBUTE, RunObserver, StopSignal, scope_error_message
 from .options import list_value, path_value, string_value
 from .preflight import (
@@ -39,7 +47,14 @@ from .preflight import (
     refusal_lines,
     run_preflight,
 )
-from .result import RunIdentity, build_result, markdown_summary, write_atomic
+from .repair import activate, deactivate
+from .result import (
+    NOT_RUN,
+    RunIdentity,
+    build_result,
+    markdown_summary,
+    write_atomic,
+)
 
 #: Where the result goes when no path is given: evidence is never lost.
 DEFAULT_RESULT = Path(".routerd-qual", "result.json")
@@ -157,6 +172,11 @@ class QualificationSession(RunObserver):
         self.result_path = path_value(config, "--qualification-result") or (
             config.rootpath / DEFAULT_RESULT
         )
+        self.lifecycle = lifecycle_settings_from_config(config)
+        self.guard: Guard | None = None
+        self.exits = (NOT_RUN, NOT_RUN)
+        self.watchdog_abort: dict[str, Any] | None = None
+        self.unguarded: str | None = None
         self.result_written = False
         self.book = CheckBook()
         self.problems: list[str] = []
@@ -169,11 +189,42 @@ class QualificationSession(RunObserver):
         """Run the certification preflight before anything else happens."""
         self.session = session
         self.started_at = pendulum.now("UTC")
-        verdict = run_preflight(build_request(self.config))
+        verdict = run_preflight(
+            build_request(self.config),
+            extra_rules=lifecycle_preflight_rules(self.lifecycle),
+        )
         self.verdict = verdict
         self.identity = identity_of(verdict)
         if not verdict.go:
             self._refuse(verdict)
+        self._guard(verdict)
+
+    def _guard(self, verdict: Verdict) -> None:
+        """Refuse repairs and start the watchdog, before any test or xdist worker."""
+        assert verdict.manifest is not None
+        assert verdict.document is not None
+        activate(verdict.run_id)
+        try:
+            self.guard = Guard.start(
+                self.lifecycle.certified_by(verdict.manifest),
+                self.identity,
+                expires_at=verdict.manifest.expires_at,
+                result_path=self.result_path,
+                manifest_bytes=verdict.document.data,
+                started_at=self.started_at,
+                checks=[preflight_entry(verdict)],
+                wait=False,
+            )
+        except LifecycleError as exc:
+            # An unguarded run could outlive its certification or leak paid
+            # resources: it does not start.
+            self.final_classification = Classification.INFRA_FAILURE
+            self.write_result(QualificationExit.INFRA_FAILURE)
+            deactivate()
+            pytest.exit(
+                f"routerd-qual: infra_failure: {exc}",
+                returncode=QualificationExit.INFRA_FAILURE,
+            )
 
     def _refuse(self, verdict: Verdict) -> None:
         self.final_classification = Classification.PREFLIGHT_FAILURE
@@ -257,6 +308,8 @@ class QualificationSession(RunObserver):
             data.get("message"),
         )
         self.book.observe(phase, scope_from_json(data))
+        if self.guard is not None:
+            self.guard.beat()
         super().pytest_runtest_logreport(report)
 
     def _unexplained(self, report: pytest.TestReport) -> dict[str, Any]:
@@ -294,15 +347,76 @@ class QualificationSession(RunObserver):
         """Tell Ctrl-C from the stops that pytest-xdist raises as interruptions."""
         self.by_user = type(excinfo.value) is KeyboardInterrupt
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """No test starts before the watchdog watches (it started during
+        collection)."""
+        if self.guard is None:
+            return
+        try:
+            self.guard.wait_ready()
+        except LifecycleError as exc:
+            self.unguarded = f"the run is unguarded: {exc}"
+            pytest.exit(
+                f"routerd-qual: infra_failure: {self.unguarded}",
+                returncode=QualificationExit.INFRA_FAILURE,
+            )
+
+    def pytest_collection_finish(self) -> None:
+        """Collection is progress too: a long collection must not look hung."""
+        if self.guard is not None:
+            self.guard.beat()
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Set the exit code from the classification and write the result."""
+        """Clean up, set the exit code from the classification, write the result."""
         self.final_classification = self.book.classification()
+        self._end_run()
         if self.problems:
             session.exitstatus = QualificationExit.USAGE_ERROR
         session.exitstatus = final_exit(
             session.exitstatus, self.final_classification, by_user=self.by_user
         )
         self.write_result(session.exitstatus)
+        self._spend_if_infra()
+
+    def _end_run(self) -> None:
+        """Stop the watchdog, run cleanup and inventory; their failure is infra."""
+        deactivate()
+        if self.guard is None:
+            return
+        self.exits = self.guard.finish()
+        self.watchdog_abort = self.guard.abort_record()
+        if (
+            lifecycle_failed(*self.exits)
+            or self.watchdog_abort is not None
+            or self.unguarded
+        ):
+            self.final_classification = most_severe(
+                (self.final_classification, Classification.INFRA_FAILURE)
+            )
+
+    def _spend_if_infra(self) -> None:
+        """After an infra failure the manifest may never certify a run again."""
+        if self.final_classification is not Classification.INFRA_FAILURE:
+            return
+        if self.verdict is None or self.verdict.sha256 is None:
+            return
+        try:
+            Ledger(self.lifecycle.ledger_path).record_spent(
+                self.identity.manifest_id,
+                self.verdict.sha256,
+                self.identity.run_id,
+                self.final_classification.value,
+                pendulum.now("UTC"),
+            )
+        except LedgerError as exc:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(
+                    f"routerd-qual: the manifest could NOT be recorded as spent: "
+                    f"{exc}; do not reuse {self.identity.manifest_id}",
+                    red=True,
+                )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The routerd qualification section: what failed, why, and what next."""
@@ -361,8 +475,14 @@ class QualificationSession(RunObserver):
             finished_at=pendulum.now("UTC"),
             driver_exit=driver_exit,
             checks=checks,
+            cleanup_exit=self.exits[0],
+            inventory_exit=self.exits[1],
+            watchdog_pid=self.guard.watchdog_pid if self.guard else None,
+            watchdog_abort=self.watchdog_abort,
         )
         write_atomic(self.result_path, document)
+        if self.guard is not None:
+            self.guard.mark_result_written()
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             try:
@@ -379,9 +499,11 @@ class QualificationSession(RunObserver):
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Write the result if no earlier hook could (an abort before the end)."""
         try:
-            if self.verdict is not None:
+            if self.verdict is not None and not self.result_written:
+                self._end_run()
                 self.write_result(QualificationExit.INTERRUPTED)
         finally:
+            deactivate()
             shutil.rmtree(self.stop_directory, ignore_errors=True)
             config.pluginmanager.unregister(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -205,7 +206,10 @@ def test_first_check_entry_ties_the_result_to_the_manifest_bytes(
     )
     assert len(document["checks"]) == 7
     assert document["cleanupExit"] == document["inventoryExit"] == -1
-    assert document["watchdogPid"] is None
+    # The watchdog guarded the run and was stopped with it.
+    assert document["watchdogPid"] >= 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(document["watchdogPid"], 0)
     assert document["watchdogAbort"] is None
 
 

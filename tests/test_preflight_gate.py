@@ -265,9 +265,11 @@ def test_expiry_is_compared_in_utc_whatever_the_offset(
         ).isoformat()
 
     sample = mutated(tmp_path, change)
-    assert suite.runpytest(*sample.pytest_args()).ret == QualificationExit.OK
+    # A TTL that ends before the expiry: a run may not outlive its certification.
+    args = [*sample.pytest_args(), "--qualification-ttl=20m"]
+    assert suite.runpytest(*args).ret == QualificationExit.OK
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=31)):
-        result = suite.runpytest(*sample.pytest_args())
+        result = suite.runpytest(*args)
     refused(result, "[[]expired]*")
 
 

@@ -36,6 +36,31 @@ _HEX = re.compile(r"[0-9a-f]{7,40}")
 
 
 @dataclass(frozen=True)
+class Flags:
+    """How the shell that asks names each part of a request, for messages."""
+
+    manifest: str = "--certification-manifest PATH (or ROUTERD_CERTIFICATION_MANIFEST)"
+    environment: str = "--qualification-environment"
+    topology: str = "--qualification-topology"
+    providers: str = "--qualification-providers"
+    release: str = "--qualification-release"
+    labs_commit: str = "--qualification-labs-commit"
+    scripts_root: str = "--qualification-scripts-root"
+
+
+#: The flags of ``routerd-qual preflight``, which are routerd's own.
+COMMAND_FLAGS = Flags(
+    manifest="--certification FILE",
+    environment="--environment",
+    topology="--topology",
+    providers="--providers",
+    release="--release",
+    labs_commit="--labs-commit",
+    scripts_root="--scripts-root",
+)
+
+
+@dataclass(frozen=True)
 class Request:
     """The qualification run an operator asked for, never taken from the manifest."""
 
@@ -47,6 +72,7 @@ class Request:
     release: str | None = None
     labs_commit: str | None = None
     schema_path: Path | None = None
+    flags: Flags = field(default_factory=Flags)
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,13 @@ def run_preflight(request: Request, extra_rules: Iterable[Rule] = ()) -> Verdict
     now = pendulum.now("UTC")
     reasons = list(_request_reasons(request))
     if request.manifest_path is None:
-        reasons.insert(0, _NO_MANIFEST)
+        reasons.insert(
+            0,
+            Reason(
+                "manifest-missing",
+                f"no certification manifest was given: pass {request.flags.manifest}",
+            ),
+        )
         return Verdict(request, now, tuple(reasons))
     try:
         document = read_json_document(request.manifest_path, "the manifest")
@@ -122,13 +154,6 @@ def run_preflight(request: Request, extra_rules: Iterable[Rule] = ()) -> Verdict
         for rule in extra_rules:
             reasons.extend(rule(request, manifest, now))
     return Verdict(request, now, tuple(reasons), document.sha256, manifest, document)
-
-
-_NO_MANIFEST = Reason(
-    "manifest-missing",
-    "no certification manifest was given: pass --certification-manifest PATH "
-    "or set ROUTERD_CERTIFICATION_MANIFEST",
-)
 
 
 def _validate(
@@ -167,13 +192,13 @@ def _request_reasons(request: Request) -> Iterator[Reason]:
             yield Reason(
                 "request-incomplete",
                 f"no qualification {name} was requested: pass "
-                f"--qualification-{name} NAME (ini qualification_{name})",
+                f"{getattr(request.flags, name)} NAME",
             )
     if not request.providers:
         yield Reason(
             "request-incomplete",
-            "no providers were requested: pass --qualification-providers "
-            "LIST, for example pve,aws (ini qualification_providers)",
+            f"no providers were requested: pass {request.flags.providers} "
+            "LIST, for example pve,aws",
         )
         return
     for name in sorted(set(request.providers) - set(PROVIDERS)):
@@ -190,7 +215,7 @@ def _request_reasons(request: Request) -> Iterator[Reason]:
     if request.labs_commit is not None and not _HEX.fullmatch(request.labs_commit):
         yield Reason(
             "request-invalid",
-            f"--qualification-labs-commit {request.labs_commit!r} is not a commit "
+            f"{request.flags.labs_commit} {request.labs_commit!r} is not a commit "
             "(7 to 40 lowercase hex digits)",
         )
 
@@ -284,6 +309,14 @@ def _matches_request(
             yield _mismatch(
                 where, ",".join(sorted(names)), ",".join(sorted(wanted)), "providers"
             )
+    run_names = [provider.name for provider in manifest.run.providers]
+    repeated = sorted({name for name in run_names if run_names.count(name) > 1})
+    if repeated:
+        yield Reason(
+            "incoherent",
+            f"run.providers names {', '.join(repeated)} more than once: a run "
+            "contract has one entry per provider",
+        )
 
 
 def _mismatch(where: str, certified: str, requested: str, what: str) -> Reason:
@@ -356,7 +389,7 @@ def _artifact(request: Request, manifest: CertificationManifest) -> Iterator[Rea
     ):
         yield Reason(
             "release",
-            f"--qualification-release {release!r} is neither the certified "
+            f"{request.flags.release} {release!r} is neither the certified "
             f"artifact's version {artifact.version!r} nor its commit "
             f"{artifact.commit[:8]}",
         )
@@ -383,12 +416,13 @@ def _script_revisions(
                     f"requests labs commit {wanted}",
                 )
     for where, relative, digest in manifest.script_blobs:
-        yield from _script_blob(request.scripts_root, where, relative, digest)
+        yield from _script_blob(request, where, relative, digest)
 
 
 def _script_blob(
-    root: Path, where: str, relative: str, digest: str
+    request: Request, where: str, relative: str, digest: str
 ) -> Iterator[Reason]:
+    root, flags = request.scripts_root, request.flags
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts:
         yield Reason(
@@ -401,7 +435,7 @@ def _script_blob(
     except DocumentError as exc:
         yield Reason(
             "script-revision",
-            f"{where} pins {relative}, but {exc}: check --qualification-scripts-root",
+            f"{where} pins {relative}, but {exc}: check {flags.scripts_root}",
         )
         return
     if actual != digest:

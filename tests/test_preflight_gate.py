@@ -308,6 +308,12 @@ def test_expiry_is_compared_in_utc_whatever_the_offset(
             "[[]mismatch] the manifest's run.topology is 'mesh'*",
         ),
         (
+            lambda m: m["run"]["providers"].append(
+                {**m["run"]["providers"][1], "region": "us-east-1"}
+            ),
+            "[[]incoherent] run.providers names aws more than once*",
+        ),
+        (
             lambda m: m["run"].update(providers=m["run"]["providers"][:1]),
             "[[]mismatch] the manifest's run.providers is 'pve' but the run requests "
             "'aws,pve'*",

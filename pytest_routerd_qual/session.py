@@ -203,6 +203,8 @@ class QualificationSession(RunObserver):
         """Refuse repairs and start the watchdog, before any test or xdist worker."""
         assert verdict.manifest is not None
         assert verdict.document is not None
+        if self.config.option.collectonly:
+            return  # Listing the tests runs nothing: it must not spend the run ID.
         activate(verdict.run_id)
         try:
             self.guard = Guard.start(

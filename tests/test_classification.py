@@ -626,3 +626,15 @@ def test_github_job_summary_gets_a_markdown_summary(
         "[leaf-a:client-b]` | - | qualification_check failed |"
     ) in text
     assert f"manifest `{document['certificationManifestId']}`" in text
+
+
+def test_collect_only_lists_the_checks_without_spending_the_run(
+    pytester: pytest.Pytester, qualify: Run
+) -> None:
+    pytester.makepyfile(test_routerd="BROKEN_PAIR = None\n" + ROUTERD_SUITE)
+    listing, _ = qualify("--collect-only", "-q")
+    assert listing.ret == QualificationExit.OK
+    listing.stdout.fnmatch_lines(["test_routerd.py::test_routerd_reports_ready"])
+    result, document = qualify()
+    assert result.ret == QualificationExit.OK
+    assert document["status"] == "pass"

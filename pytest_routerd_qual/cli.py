@@ -3,6 +3,8 @@
 ``routerd-qual preflight`` takes routerd's own preflight flags unchanged and runs the
 same gate as the pytest plugin; ``routerd-qual validate`` checks a manifest against
 the schema alone. Exit codes: 0 go (or valid), 10 no-go (or invalid), 2 usage error.
+``routerd-qual demo`` runs the example qualification suite on a simulated lab and
+exits with that pytest run's code (see :mod:`.demo`).
 """
 
 from __future__ import annotations
@@ -61,7 +63,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE")
     validate.add_argument("--schema", metavar="FILE", help="JSON Schema to use")
+    _add_demo(commands)
     return parser
+
+
+def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from .demo import BREAKS
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the example qualification suite on a simulated lab",
+        description="Mint a sample certification, run the example qualification "
+        "suite under the plugin on a simulated lab, and exit with its code: 0 "
+        "healthy, 11 with --break substrate, 1 with --break product, 10 with "
+        "--break certification. Arguments after -- go to pytest (e.g. -- -n 2).",
+    )
+    demo.add_argument(
+        "--break",
+        dest="break_",
+        choices=BREAKS,
+        help="break the lab's substrate, routerd, or the certification (expired)",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory"
+    )
+    demo.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="run in DIR (created if needed, kept) instead of a temporary directory",
+    )
+    demo.add_argument(
+        "pytest_args",
+        nargs="*",
+        metavar="-- PYTEST_ARGS",
+        help="arguments for the demo's pytest run",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "preflight":
         return _preflight(args)
+    if args.command == "demo":
+        return _demo(args)
     return _validate(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(
+        args.break_,
+        Path(args.workdir) if args.workdir else None,
+        args.keep,
+        args.pytest_args,
+    )
 
 
 def _preflight(args: argparse.Namespace) -> int:

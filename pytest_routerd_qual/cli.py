@@ -122,7 +122,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    from .preflight import Request, go_line, refusal_lines, run_preflight
+    from .preflight import (
+        COMMAND_FLAGS,
+        Request,
+        go_line,
+        refusal_lines,
+        run_preflight,
+    )
 
     request = Request(
         manifest_path=Path(args.certification),
@@ -133,6 +139,7 @@ def _preflight(args: argparse.Namespace) -> int:
         release=args.release,
         labs_commit=args.labs_commit,
         schema_path=Path(args.schema) if args.schema else None,
+        flags=COMMAND_FLAGS,
     )
     verdict = run_preflight(request)
     if args.json:

@@ -499,7 +499,7 @@ def refusal_lines(verdict: Verdict) -> list[str]:
     ]
     lines.extend(f"  - {reason}" for reason in verdict.reasons)
     lines.append(
-        "no test was run. Fix the request or obtain a new passing certification "
-        "manifest; a refused manifest is never repaired in place."
+        "Fix the request, or obtain a new passing certification manifest: a "
+        "refused manifest is never edited or repaired in place."
     )
     return lines

@@ -35,8 +35,8 @@ NO_GO = QualificationExit.PREFLIGHT_FAILURE
 USAGE = USAGE_ERROR
 CONSOLE_SCRIPT = Path(sys.executable).with_name("routerd-qual")
 FIX_HINT = (
-    "no test was run. Fix the request or obtain a new passing certification "
-    "manifest; a refused manifest is never repaired in place."
+    "Fix the request, or obtain a new passing certification manifest: a "
+    "refused manifest is never edited or repaired in place."
 )
 
 

@@ -326,7 +326,7 @@ REFUSALS = {
         reasons=(
             "[script-revision] run.qaImplementation.scriptBlobs pins "
             "scripts/gone.sh, but */lab/scripts/gone.sh does not exist: check "
-            "--qualification-scripts-root",
+            "--scripts-root",
         ),
     ),
     "script-outside-root": Refusal(

@@ -164,6 +164,9 @@ class QualificationSession(RunObserver):
     """
 
     def __init__(self, config: pytest.Config) -> None:
+        # A bad duration is a usage error: raise it before the stop directory
+        # exists, since pytest_unconfigure (which removes it) will not run.
+        self.lifecycle = lifecycle_settings_from_config(config)
         self.stop_directory = Path(tempfile.mkdtemp(prefix="routerd-qual-"))
         super().__init__(config, StopSignal(self.stop_directory / "stop"))
         self.started_at = pendulum.now("UTC")
@@ -172,7 +175,6 @@ class QualificationSession(RunObserver):
         self.result_path = path_value(config, "--qualification-result") or (
             config.rootpath / DEFAULT_RESULT
         )
-        self.lifecycle = lifecycle_settings_from_config(config)
         self.guard: Guard | None = None
         self.exits = (NOT_RUN, NOT_RUN)
         self.watchdog_abort: dict[str, Any] | None = None
@@ -451,6 +453,13 @@ class QualificationSession(RunObserver):
                     f"{record.component or '-':<14} {record.nodeid} "
                     f"[{record.rule}, {record.phase}]"
                 )
+        if self.guard is not None and lifecycle_failed(*self.exits):
+            # Without this line a run whose tests all passed would end infra for
+            # no reason the operator can see.
+            write(
+                f"lifecycle: cleanup exit {self.exits[0]}, inventory exit "
+                f"{self.exits[1]}; their logs are in {self.guard.evidence_dir}"
+            )
         if self.book.stop_reason:
             not_run = len(self.book.not_run())
             reason = self.book.stop_reason.removeprefix("routerd-qual: ")

@@ -1049,6 +1049,19 @@ class Guard:
             )
         return self._exits
 
+    def release_run_id(self) -> None:
+        """Let a later session use this run ID again: no test of this one started.
+
+        The claim is renamed, not deleted: the evidence of this cleanup stays.
+        """
+        run_id = self.config.run_id
+        claim = self.config.file(EvidenceFile.cleanup_claim(run_id))
+        with contextlib.suppress(FileNotFoundError):
+            claim.replace(claim.with_name(f"{claim.name}.released-{time.time_ns()}"))
+        exits = self.config.file(EvidenceFile.cleanup_exits(run_id))
+        with contextlib.suppress(FileNotFoundError):
+            exits.replace(exits.with_name(f"{exits.name}.released-{time.time_ns()}"))
+
     def abort_record(self) -> dict[str, Any] | None:
         """The watchdog's ``watchdogAbort`` object if it ended the run, or ``None``.
 

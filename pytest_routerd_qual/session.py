@@ -25,6 +25,7 @@ from .classification import (
     QUALIFICATION_CHECK,
     SUBSTRATE,
     CheckBook,
+    CheckRecord,
     Finding,
     PhaseReport,
     Scope,
@@ -146,6 +147,13 @@ def final_exit(
     return exitstatus
 
 
+def failure_line(record: CheckRecord, width: int) -> str:
+    return (
+        f"  {record.classification.value:<{width}}  {record.component or '-':<14} "
+        f"{record.nodeid} [{record.rule}, {record.phase}]"
+    )
+
+
 def scope_from_json(data: dict[str, Any]) -> Scope | None:
     if data.get("scope") not in (QUALIFICATION_CHECK, SUBSTRATE):
         return None
@@ -164,11 +172,12 @@ class QualificationSession(RunObserver):
     """
 
     def __init__(self, config: pytest.Config) -> None:
-        # A bad duration is a usage error: raise it before the stop directory
+        # Bad settings are usage errors: raise them before the stop directory
         # exists, since pytest_unconfigure (which removes it) will not run.
         self.lifecycle = lifecycle_settings_from_config(config)
+        super().__init__(config, StopSignal(None))
         self.stop_directory = Path(tempfile.mkdtemp(prefix="routerd-qual-"))
-        super().__init__(config, StopSignal(self.stop_directory / "stop"))
+        self.stop.path = self.stop_directory / "stop"
         self.started_at = pendulum.now("UTC")
         self.verdict: Verdict | None = None
         self.identity = RunIdentity()
@@ -384,12 +393,21 @@ class QualificationSession(RunObserver):
         self._spend_if_infra()
 
     def _end_run(self) -> None:
-        """Stop the watchdog, run cleanup and inventory; their failure is infra."""
-        deactivate()
+        """Stop the watchdog, run cleanup and inventory; their failure is infra.
+
+        Repairs stay refused until cleanup and inventory are done, as they are when
+        the watchdog runs them.
+        """
         if self.guard is None:
+            deactivate()
             return
         self.exits = self.guard.finish()
+        deactivate()
         self.watchdog_abort = self.guard.abort_record()
+        if all(r.outcome == "not_run" for r in self.book.records.values()):
+            # No test started, so nothing of the run exists: a marker typo or an
+            # empty selection does not cost the certification its run.
+            self.guard.release_run_id()
         if (
             lifecycle_failed(*self.exits)
             or self.watchdog_abort is not None
@@ -426,57 +444,68 @@ class QualificationSession(RunObserver):
         """The routerd qualification section: what failed, why, and what next."""
         if self.verdict is None or not self.verdict.go:
             return
-        write = terminalreporter.write_line
+        code = int(self.session.exitstatus) if self.session is not None else 0
         classification = self.final_classification
-        session = self.session
-        code = session.exitstatus if session is not None else None
         terminalreporter.write_sep(
             "=",
             "routerd qualification",
             red=classification is not Classification.NONE,
             green=classification is Classification.NONE and code == 0,
         )
-        write(
-            f"manifest {self.identity.manifest_id} "
-            f"(sha256 {(self.identity.manifest_sha256 or '')[:12]}), "
-            f"run {self.identity.run_id}, release {self.identity.release}"
-        )
-        write(f"classification: {classification.value} (exit {int(code or 0)})")
+        for line in self.summary_lines(code):
+            terminalreporter.write_line(line)
+
+    def summary_lines(self, code: int) -> list[str]:
+        """The lines of the summary section, most important first."""
+        identity = self.identity
+        lines = [
+            f"manifest {identity.manifest_id} "
+            f"(sha256 {(identity.manifest_sha256 or '')[:12]}), "
+            f"run {identity.run_id}, release {identity.release}",
+            f"classification: {self.final_classification.value} (exit {code})",
+        ]
         if self.problems and not self.problems_printed:
-            write(scope_error_message(self.problems))
+            lines.append(scope_error_message(self.problems))
         failures = self.book.failures()
         if failures and self.config.get_verbosity() >= -1:
-            width = max(len(f.classification.value) for f in failures)
-            for record in failures:
-                write(
-                    f"  {record.classification.value:<{width}}  "
-                    f"{record.component or '-':<14} {record.nodeid} "
-                    f"[{record.rule}, {record.phase}]"
-                )
+            width = max(len(record.classification.value) for record in failures)
+            lines.extend(failure_line(record, width) for record in failures)
         if self.guard is not None and lifecycle_failed(*self.exits):
             # Without this line a run whose tests all passed would end infra for
             # no reason the operator can see.
-            write(
+            lines.append(
                 f"lifecycle: cleanup exit {self.exits[0]}, inventory exit "
                 f"{self.exits[1]}; their logs are in {self.guard.evidence_dir}"
             )
         if self.book.stop_reason:
-            not_run = len(self.book.not_run())
             reason = self.book.stop_reason.removeprefix("routerd-qual: ")
-            write(f"stopped: {reason}; {not_run} test(s) not run")
-        if classification is Classification.NONE and code != 0:
-            write(
-                f"next: the run did not complete (exit {code}); no verdict on routerd"
+            lines.append(
+                f"stopped: {reason}; {len(self.book.not_run())} test(s) not run"
             )
-        else:
-            write(f"next: {NEXT_STEP[classification]}")
-        write(f"result: {self.result_path}")
+        lines.append(f"next: {self.next_step(code)}")
+        if not self.config.option.collectonly:
+            lines.append(f"result: {self.result_path}")
+        return lines
+
+    def next_step(self, code: int) -> str:
+        """What the operator does now."""
+        if self.config.option.collectonly:
+            return "the checks were listed, not run: nothing was qualified"
+        if self.final_classification is Classification.NONE and code != 0:
+            return f"the run did not complete (exit {code}); no verdict on routerd"
+        return NEXT_STEP[self.final_classification]
 
     def write_result(self, driver_exit: int) -> None:
-        """Write the result document (and the CI job summary); once per session."""
+        """Write the result document (and the CI job summary); once per session.
+
+        A ``--collect-only`` session runs nothing, so it leaves no result that a
+        pipeline could read as a qualification.
+        """
         if self.result_written:
             return
         self.result_written = True
+        if self.config.option.collectonly:
+            return
         checks = [preflight_entry(self.verdict)] if self.verdict else []
         checks.extend(self.book.entries())
         document = build_result(

@@ -629,12 +629,35 @@ def test_github_job_summary_gets_a_markdown_summary(
 
 
 def test_collect_only_lists_the_checks_without_spending_the_run(
-    pytester: pytest.Pytester, qualify: Run
+    pytester: pytest.Pytester, qualify: Run, sample: SampleCertification
 ) -> None:
     pytester.makepyfile(test_routerd="BROKEN_PAIR = None\n" + ROUTERD_SUITE)
-    listing, _ = qualify("--collect-only", "-q")
+    target = pytester.path / "evidence" / "result.json"
+    listing = pytester.runpytest(
+        *sample.pytest_args(), f"--qualification-result={target}", "--collect-only"
+    )
     assert listing.ret == QualificationExit.OK
-    listing.stdout.fnmatch_lines(["test_routerd.py::test_routerd_reports_ready"])
+    listing.stdout.fnmatch_lines(
+        [
+            "*<Function test_routerd_reports_ready>",
+            "next: the checks were listed, not run: nothing was qualified",
+        ]
+    )
+    assert not target.exists(), "a listing must not leave a result to read as a pass"
+    result, document = qualify()
+    assert result.ret == QualificationExit.OK
+    assert document["status"] == "pass"
+
+
+def test_session_where_no_test_started_leaves_the_run_id_usable(
+    pytester: pytest.Pytester, qualify: Run
+) -> None:
+    pytester.makepyfile(test_typo="def test_unscoped():\n    pass\n")
+    result, _ = qualify()
+    assert result.ret == QualificationExit.USAGE_ERROR
+    pytester.makepyfile(
+        test_typo="import pytest\n\n@pytest.mark.substrate\ndef test_a():\n    pass\n"
+    )
     result, document = qualify()
     assert result.ret == QualificationExit.OK
     assert document["status"] == "pass"

@@ -14,8 +14,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .exitcodes import QualificationExit
+
+if TYPE_CHECKING:
+    from .preflight import Rule
 
 USAGE_ERROR = 2
 
@@ -54,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory the artifact and script paths are relative to (default: .)",
     )
     preflight.add_argument("--schema", metavar="FILE", help="JSON Schema to use")
+    preflight.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="ledger of spent manifests, as the plugin keeps it "
+        "(default: .routerd-qual/ledger.jsonl under the scripts root)",
+    )
     preflight.add_argument(
         "--json", action="store_true", help="print the verdict as JSON"
     )
@@ -141,7 +151,7 @@ def _preflight(args: argparse.Namespace) -> int:
         schema_path=Path(args.schema) if args.schema else None,
         flags=COMMAND_FLAGS,
     )
-    verdict = run_preflight(request)
+    verdict = run_preflight(request, extra_rules=_session_rules(args))
     if args.json:
         print(
             json.dumps(
@@ -163,6 +173,18 @@ def _preflight(args: argparse.Namespace) -> int:
     else:
         print("no-go: " + "\n".join(refusal_lines(verdict)))
     return QualificationExit.OK if verdict.go else QualificationExit.PREFLIGHT_FAILURE
+
+
+def _session_rules(args: argparse.Namespace) -> list[Rule]:
+    """The lifecycle rules a pytest session adds, with the session's defaults, so
+    that the command and the plugin reach the same verdict."""
+    from .lifecycle import LifecycleSettings, lifecycle_preflight_rules
+
+    root = Path(args.scripts_root).absolute()
+    ledger = Path(args.ledger) if args.ledger else root / ".routerd-qual/ledger.jsonl"
+    return lifecycle_preflight_rules(
+        LifecycleSettings(ledger_path=ledger, rootdir=root)
+    )
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -531,13 +531,38 @@ def test_manifest_expiring_this_second_is_already_expired(
     ]
 
 
-def test_manifest_one_second_from_expiry_is_still_a_go(
+def test_manifest_one_second_from_expiry_is_unexpired_but_outlived_by_the_ttl(
     capsys: pytest.CaptureFixture[str], sample: SampleCertification
 ) -> None:
     moment = stamp_of(sample.manifest["expiresAt"]) - timedelta(seconds=1)
     with time_machine.travel(moment, tick=False):
         outcome = invoke(capsys, "preflight", *sample.preflight_args())
-    assert outcome == Outcome(GO, go_line(sample, "1s") + "\n", "")
+    assert outcome.code == NO_GO
+    assert [line.split("]")[0] for line in outcome.reason_lines] == [
+        "  - [lifecycle-expiry"
+    ]
+
+
+def test_command_refuses_a_manifest_the_ledger_has_spent(
+    capsys: pytest.CaptureFixture[str], sample: SampleCertification, tmp_path: Path
+) -> None:
+    from datetime import datetime, timezone
+
+    from pytest_routerd_qual.ledger import Ledger
+
+    ledger = tmp_path / "ledger.jsonl"
+    Ledger(ledger).record_spent(
+        sample.manifest["manifestId"],
+        hashlib.sha256(sample.manifest_path.read_bytes()).hexdigest(),
+        sample.manifest["run"]["runId"],
+        "infra_failure",
+        datetime.now(timezone.utc),
+    )
+    outcome = invoke(
+        capsys, "preflight", *sample.preflight_args(), "--ledger", str(ledger)
+    )
+    assert outcome.code == NO_GO
+    assert [line.split("]")[0] for line in outcome.reason_lines] == ["  - [spent"]
 
 
 def test_manifest_issued_in_the_future_beyond_the_skew_is_refused(

@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 #: The largest manifest the plugin reads; routerd's manifests are a few KiB.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
@@ -36,34 +36,48 @@ class RawDocument:
     content: dict[str, Any]
 
 
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """Read at most ``limit`` bytes of the regular file at ``path``.
+def _regular_file_stat(path: Path) -> os.stat_result:
+    """``stat`` of ``path``, or :class:`DocumentError` unless it is a regular file.
 
-    Directories, FIFOs, sockets and devices are refused without being opened for a
-    blocking read: a FIFO named as a manifest must not hang a CI job.
+    Nothing is opened here, so a FIFO named as a document cannot block the reader.
     """
     try:
-        before = path.stat()
+        status = path.stat()
     except FileNotFoundError:
         raise DocumentError(f"{path} does not exist") from None
     except OSError as exc:
         raise DocumentError(f"{path} cannot be read: {exc.strerror}") from None
     except ValueError as exc:  # a NUL byte in the path: no file can have that name
         raise DocumentError(f"{str(path)!r} cannot be read: {exc}") from None
-    if not stat.S_ISREG(before.st_mode):
-        raise DocumentError(f"{path} is {_describe_mode(before.st_mode)}, not a file")
-    if before.st_size > limit:
-        raise DocumentError(
-            f"{path} has {before.st_size} bytes, more than the {limit} allowed"
-        )
+    if not stat.S_ISREG(status.st_mode):
+        raise DocumentError(f"{path} is {_describe_mode(status.st_mode)}, not a file")
+    return status
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open the regular file at ``path`` without blocking, and check what opened:
+    the file may have been swapped since it was checked."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise DocumentError(f"{path} cannot be opened: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        # The file may have been swapped between stat and open: check what was opened.
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DocumentError(f"{path} changed while it was being opened")
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise DocumentError(f"{path} changed while it was being opened")
+    return handle
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of the regular file at ``path``.
+
+    Directories, FIFOs, sockets and devices are refused without being opened for a
+    blocking read: a FIFO named as a manifest must not hang a CI job.
+    """
+    size = _regular_file_stat(path).st_size
+    if size > limit:
+        raise DocumentError(f"{path} has {size} bytes, more than the {limit} allowed")
+    with _open_regular(path) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise DocumentError(f"{path} has more than the {limit} bytes allowed")
@@ -72,20 +86,10 @@ def read_regular_file(path: Path, limit: int) -> bytes:
 
 def sha256_of_file(path: Path) -> str:
     """The SHA-256 of the regular file at ``path``, read in chunks without blocking."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise DocumentError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise DocumentError(f"{path} cannot be read: {exc.strerror}") from None
-    except ValueError as exc:  # a NUL byte in the path: no file can have that name
-        raise DocumentError(f"{str(path)!r} cannot be read: {exc}") from None
-    if not stat.S_ISREG(mode):
-        raise DocumentError(f"{path} is {_describe_mode(mode)}, not a file")
+    _regular_file_stat(path)
     digest = hashlib.sha256()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
+        with _open_regular(path) as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as exc:

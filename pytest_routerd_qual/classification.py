@@ -238,8 +238,15 @@ class CheckBook:
         self.records: dict[str, CheckRecord] = {}
         self.stop_reason: str | None = None
 
+    def _record(self, nodeid: str) -> CheckRecord:
+        # Not setdefault: it would build a record to throw away on every report.
+        record = self.records.get(nodeid)
+        if record is None:
+            record = self.records[nodeid] = CheckRecord(nodeid)
+        return record
+
     def collected(self, nodeid: str, scope: Scope | None) -> None:
-        record = self.records.setdefault(nodeid, CheckRecord(nodeid))
+        record = self._record(nodeid)
         if scope is not None:
             record.scope = scope
 
@@ -249,7 +256,7 @@ class CheckBook:
         A failed attempt that pytest-rerunfailures reruns only counts as a rerun,
         unless a substrate defect caused it: that is never forgiven by a rerun.
         """
-        record = self.records.setdefault(report.nodeid, CheckRecord(report.nodeid))
+        record = self._record(report.nodeid)
         if scope is not None and record.scope is None:
             record.scope = scope
         record.duration += report.duration

@@ -7,10 +7,12 @@ the destination, so a reader sees the old document or the new one, never half.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,9 @@ from .exitcodes import Classification
 
 SCHEMA_VERSION = "release-qualification-result/v1"
 NOT_RUN = -1
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STRINGS = frozenset({str})
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write ``document`` as JSON to ``path`` atomically (temporary file, fsync,
     rename, directory fsync)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+    data = _dumps_indented(document).encode() + b"\n"
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -114,6 +119,59 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
+
+
+def _dumps_indented(value: Any, depth: int = 0) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)``, byte for byte, in half
+    the time.
+
+    CPython encodes with ``indent`` in pure Python (its C encoder takes no indent):
+    0.3 s for a result of 20,000 checks. Here an object of scalars, or a run of such
+    objects in a list, goes to the C encoder in one call, with an item separator that
+    opens the indented line; anything else goes to ``json.dumps`` itself.
+    """
+    outer, inner = "  " * depth, "  " * (depth + 1)
+    if _flat(value):
+        return "{\n" + inner + _encoder(inner).encode(value)[1:-1] + "\n" + outer + "}"
+    if type(value) is list and value:
+        items = (",\n" + inner).join(_items(value, depth + 1))
+        return "[\n" + inner + items + "\n" + outer + "]"
+    if type(value) is dict and value and _STRINGS.issuperset(map(type, value)):
+        key = _encoder("").encode
+        members = (
+            f"{key(k)}: {_dumps_indented(v, depth + 1)}" for k, v in value.items()
+        )
+        return "{\n" + inner + (",\n" + inner).join(members) + "\n" + outer + "}"
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + outer)
+
+
+def _flat(value: Any) -> bool:
+    """Whether ``value`` is a non-empty object of scalars with string keys."""
+    return (
+        type(value) is dict
+        and bool(value)
+        and _STRINGS.issuperset(map(type, value))
+        and _SCALARS.issuperset(map(type, value.values()))
+    )
+
+
+def _items(values: list[Any], depth: int) -> Iterator[str]:
+    """The items of a list, each at ``depth``; a run of flat objects in one call."""
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    for flat, run in itertools.groupby(values, key=_flat):
+        if not flat:
+            yield from (_dumps_indented(item, depth) for item in run)
+            continue
+        # Only separators hold a raw line break, so "},\n<inner>{" can only be the
+        # boundary between two objects of the run.
+        text = _encoder(inner).encode(list(run))[2:-2]
+        text = text.replace("},\n" + inner + "{", f"\n{pad}}},\n{pad}{{\n{inner}")
+        yield "{\n" + inner + text + "\n" + pad + "}"
+
+
+@functools.cache
+def _encoder(pad: str) -> json.JSONEncoder:
+    return json.JSONEncoder(ensure_ascii=False, separators=(",\n" + pad, ": "))
 
 
 def _sync_directory(directory: Path) -> None:

@@ -38,13 +38,14 @@ _SCOPE_MARKERS = ("qualification_check", "substrate", "fault_injection")
 class StopSignal:
     """The run's stop, shared by every process of the run through one file.
 
-    The controller raises it when it learns of an infra failure; each worker looks
-    for it before starting a test. Without a file (a single process) it lives in
-    memory only.
+    The controller raises it when it learns of an infra failure and knows its
+    reason from then on; each xdist worker (``watch``) looks for the file before
+    starting a test. Without a file (a single process) it lives in memory only.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, watch: bool = False) -> None:
         self.path = path
+        self.watch = watch
         self._reason: str | None = None
 
     def raise_(self, reason: str) -> None:
@@ -57,11 +58,11 @@ class StopSignal:
             temporary.replace(self.path)
 
     def reason(self) -> str | None:
-        if self._reason is None and self.path is not None:
-            try:
-                self._reason = self.path.read_text() or "stopped"
-            except FileNotFoundError:
+        if self._reason is None and self.watch and self.path is not None:
+            # A failed stat is the cheap common case: the run goes on.
+            if not self.path.exists():
                 return None
+            self._reason = self.path.read_text() or "stopped"
         return self._reason
 
 
@@ -153,6 +154,12 @@ class RunObserver:
         if scope is None:
             return report
         excinfo = call.excinfo
+        if excinfo is None and not report.failed:
+            # The common case: nothing to classify, nothing to carry.
+            if report.when == "teardown":
+                finding = item.stash.get(FINDING_KEY, NO_FINDING)
+                report.user_properties.extend(junit_properties(scope, finding))
+            return report
         finding = classify(
             scope,
             excinfo.value if excinfo is not None else None,

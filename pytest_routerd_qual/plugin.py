@@ -66,10 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"routerd-qual: -p no:{SESSION_PLUGIN} is refused: a qualification "
             "session cannot run without its gate"
         )
-    from .session import QualificationSession, QualificationWorker
-
+    plugin: object
     if hasattr(config, "workerinput"):
-        plugin: object = QualificationWorker(config)
+        from .worker import QualificationWorker
+
+        plugin = QualificationWorker(config)
     else:
+        from .session import QualificationSession
+
         plugin = QualificationSession(config)
     config.pluginmanager.register(plugin, SESSION_PLUGIN)

@@ -10,7 +10,6 @@ shells over the pure core (:mod:`.preflight`, :mod:`.classification`, :mod:`.res
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ import pendulum
 import pytest
 
 from .classification import (
+    NO_FINDING,
     QUALIFICATION_CHECK,
     SUBSTRATE,
     CheckBook,
@@ -56,13 +56,10 @@ from .result import (
     markdown_summary,
     write_atomic,
 )
+from .worker import WORKER_INPUT, WORKER_PROBLEMS, WORKER_SCOPES
 
 #: Where the result goes when no path is given: evidence is never lost.
 DEFAULT_RESULT = Path(".routerd-qual", "result.json")
-#: The key of the controller's message to its xdist workers.
-WORKER_INPUT = "routerd_qual"
-WORKER_SCOPES = "routerd_qual_scopes"
-WORKER_PROBLEMS = "routerd_qual_problems"
 
 NEXT_STEP = {
     Classification.INFRA_FAILURE: (
@@ -307,23 +304,30 @@ class QualificationSession(RunObserver):
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Fold the report into the book; stop at the first infra failure."""
         data = getattr(report, REPORT_ATTRIBUTE, None)
-        if data is None:
-            data = self._unexplained(report)
-        finding = Finding(
-            Classification(data["classification"]), data["rule"], data["component"]
-        )
-        phase = PhaseReport(
-            report.nodeid,
-            report.when or "call",
-            report.outcome,
-            report.duration,
-            finding,
-            data.get("message"),
-        )
-        self.book.observe(phase, scope_from_json(data))
+        when = report.when or "call"
+        if data is None and not report.failed:
+            # The common case: a clean phase carries no finding.
+            phase = PhaseReport(
+                report.nodeid, when, report.outcome, report.duration, NO_FINDING
+            )
+            self.book.observe(phase, None)
+        else:
+            data = data or self._unexplained(report)
+            finding = Finding(
+                Classification(data["classification"]), data["rule"], data["component"]
+            )
+            phase = PhaseReport(
+                report.nodeid,
+                when,
+                report.outcome,
+                report.duration,
+                finding,
+                data.get("message"),
+            )
+            self.book.observe(phase, scope_from_json(data))
+            super().pytest_runtest_logreport(report)
         if self.guard is not None:
             self.guard.beat()
-        super().pytest_runtest_logreport(report)
 
     def _unexplained(self, report: pytest.TestReport) -> dict[str, Any]:
         """A report without a finding, such as xdist's report of a crashed worker."""
@@ -545,49 +549,4 @@ class QualificationSession(RunObserver):
         finally:
             deactivate()
             shutil.rmtree(self.stop_directory, ignore_errors=True)
-            config.pluginmanager.unregister(self)
-
-
-class QualificationWorker(RunObserver):
-    """The plugin on a pytest-xdist worker: classify here, decide on the controller.
-
-    The worker never reads the manifest (it may run on another host); it takes the
-    controller's verdict, refuses to run without one, and reports its collection
-    scopes and refusals back through ``workeroutput``.
-    """
-
-    def __init__(self, config: pytest.Config) -> None:
-        message = json.loads(config.workerinput.get(WORKER_INPUT, "{}"))  # type: ignore[attr-defined]
-        self.go = bool(message.get("go"))
-        stop_file = message.get("stopFile")
-        super().__init__(config, StopSignal(Path(stop_file) if stop_file else None))
-        self.identity = RunIdentity.from_json(message["identity"]) if self.go else None
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Refuse to run any test without the controller's go."""
-        self.session = session
-        if not self.go:
-            pytest.exit(
-                "routerd-qual: this worker has no preflight verdict",
-                returncode=QualificationExit.PREFLIGHT_FAILURE,
-            )
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        super().pytest_collection_modifyitems(items)
-        self._output()[WORKER_SCOPES] = json.dumps(
-            {nodeid: scope.to_json() for nodeid, scope in self.scopes.items()}
-        )
-
-    def refuse_collection(self, items: list[pytest.Item], problems: list[str]) -> None:
-        # Raising here would crash the worker; the controller reports the refusal.
-        self._output()[WORKER_PROBLEMS] = json.dumps(problems)
-        items.clear()
-
-    def _output(self) -> dict[str, Any]:
-        return self.config.workeroutput  # type: ignore[attr-defined,no-any-return]
-
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        with contextlib.suppress(ValueError):
             config.pluginmanager.unregister(self)

@@ -25,6 +25,7 @@ from typing import Any
 
 import filelock
 
+from .atomic import sync_directory
 from .documents import DocumentError, parse_json_object, read_regular_file
 
 SCHEMA_VERSION = "routerd-qual-ledger/v1"
@@ -168,7 +169,7 @@ class Ledger:
         finally:
             os.close(fd)
         if created:
-            _sync_directory(self.path.parent)
+            sync_directory(self.path.parent)
 
     def _read(self) -> tuple[list[SpentEntry], list[tuple[int, str]]]:
         try:
@@ -259,16 +260,3 @@ def _stamp(moment: datetime) -> str:
         raise ValueError("a ledger time must carry its offset")
     utc = moment.astimezone(timezone.utc)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def _sync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse directory fsync
-        pass
-    finally:
-        os.close(fd)

@@ -25,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .atomic import write_bytes_atomic
 from .durations import format_seconds, parse_duration
 
 if TYPE_CHECKING:
@@ -808,18 +808,8 @@ def claim_file(path: Path, content: dict[str, Any]) -> bool:
 
 
 def write_json_atomic(path: Path, content: Any) -> None:
-    """Write ``content`` as JSON to ``path`` through a synced temporary file."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(content, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``content`` as JSON to ``path`` atomically."""
+    write_bytes_atomic(path, (json.dumps(content, indent=2) + "\n").encode())
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -983,7 +973,7 @@ class Guard:
             EvidenceFile.RESULT_WRITTEN,
         ):
             (directory / stale).unlink(missing_ok=True)
-        _write_bytes_atomic(directory / EvidenceFile.MANIFEST, manifest_bytes)
+        write_bytes_atomic(directory / EvidenceFile.MANIFEST, manifest_bytes)
         (directory / EvidenceFile.HEARTBEAT).touch()
         start = started_at or datetime.now(timezone.utc)
         info = process_info(pid)
@@ -1127,16 +1117,3 @@ def _await_watchdog(config: WatchdogConfig, process: subprocess.Popen[bytes]) ->
         f"the watchdog did not start (exit {process.returncode}); see "
         f"{config.file(EvidenceFile.WATCHDOG_LOG)}: the run would be unguarded"
     )
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import pendulum
 
+from .atomic import write_bytes_atomic
 from .exitcodes import Classification
 
 SCHEMA_VERSION = "release-qualification-result/v1"
@@ -107,18 +106,7 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write ``document`` as JSON to ``path`` atomically (temporary file, fsync,
     rename, directory fsync)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = _dumps_indented(document).encode() + b"\n"
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
+    write_bytes_atomic(path, _dumps_indented(document).encode() + b"\n")
 
 
 def _dumps_indented(value: Any, depth: int = 0) -> str:
@@ -172,19 +160,6 @@ def _items(values: list[Any], depth: int) -> Iterator[str]:
 @functools.cache
 def _encoder(pad: str) -> json.JSONEncoder:
     return json.JSONEncoder(ensure_ascii=False, separators=(",\n" + pad, ": "))
-
-
-def _sync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse directory fsync
-        pass
-    finally:
-        os.close(fd)
 
 
 def markdown_summary(document: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,6 +35,8 @@ from pytest_routerd_qual.lifecycle import (
 )
 from pytest_routerd_qual.result import RunIdentity
 from pytest_routerd_qual.schema import packaged_validator
+
+from .processes import running, wait_for
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -57,24 +59,6 @@ echo "$ROLE $*" >> "$ORDER"
 echo "$ROLE says hello"
 echo "$ROLE complains" >&2
 """
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` runs: not gone, and not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZXx"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @dataclass

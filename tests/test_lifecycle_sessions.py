@@ -14,8 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from pytest_routerd_qual.ledger import Ledger
 from pytest_routerd_qual.lifecycle import EvidenceFile
 from pytest_routerd_qual.testing import SampleCertification
 
+from .processes import running, wait_for
 from .test_classification import checks_by_id, load_result
 
 pytestmark = [
@@ -143,15 +143,6 @@ class Step(NamedTuple):
     args: str
 
 
-def running(pid: int) -> bool:
-    """Whether ``pid`` runs: not gone, and not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZXx"
-
-
 def processes_mentioning(*paths: Path) -> dict[int, str]:
     """Live processes whose command line names one of ``paths``, by PID."""
     found = {}
@@ -165,15 +156,6 @@ def processes_mentioning(*paths: Path) -> dict[int, str]:
         if any(str(path) in cmdline for path in paths) and running(int(entry.name)):
             found[int(entry.name)] = cmdline
     return found
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @dataclass

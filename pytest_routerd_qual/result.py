@@ -76,13 +76,21 @@ def build_result(
     watchdog_pid: int | None = None,
     watchdog_abort: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The result document; ``status`` is ``pass`` only for a clean exit 0."""
+    """The result document.
+
+    ``status`` is ``pass`` only for a clean exit 0 in which at least one test
+    passed: a run whose every check was skipped qualified nothing.
+    """
     passed = (
         driver_exit == 0
         and classification is Classification.NONE
         and cleanup_exit in (0, NOT_RUN)
         and inventory_exit in (0, NOT_RUN)
         and watchdog_abort is None
+        and any(
+            check.get("outcome") == "passed" and check.get("scope") != "preflight"
+            for check in checks
+        )
     )
     return {
         "schemaVersion": SCHEMA_VERSION,

@@ -497,6 +497,9 @@ class QualificationSession(RunObserver):
             return "the checks were listed, not run: nothing was qualified"
         if self.final_classification is Classification.NONE and code != 0:
             return f"the run did not complete (exit {code}); no verdict on routerd"
+        passed = any(r.outcome == "passed" for r in self.book.records.values())
+        if self.final_classification is Classification.NONE and not passed:
+            return "no check passed (all were skipped): nothing was qualified"
         return NEXT_STEP[self.final_classification]
 
     def write_result(self, driver_exit: int) -> None:

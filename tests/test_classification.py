@@ -661,3 +661,24 @@ def test_session_where_no_test_started_leaves_the_run_id_usable(
     result, document = qualify()
     assert result.ret == QualificationExit.OK
     assert document["status"] == "pass"
+
+
+def test_run_whose_every_check_was_skipped_does_not_pass(
+    pytester: pytest.Pytester, qualify: Run
+) -> None:
+    pytester.makepyfile(
+        test_skipped="""
+import pytest
+
+@pytest.mark.qualification_check("readiness")
+def test_not_today():
+    pytest.skip("lab busy")
+"""
+    )
+    result, document = qualify()
+    assert result.ret == QualificationExit.OK
+    assert document["status"] == "fail"
+    assert document["classification"] == "none"
+    result.stdout.fnmatch_lines(
+        ["next: no check passed (all were skipped): nothing was qualified"]
+    )

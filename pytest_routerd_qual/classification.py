@@ -264,6 +264,8 @@ class CheckBook:
             record.outcome = "passed"
             record.after_stop = self.stop_reason is not None
         finding = report.finding
+        if finding is NO_FINDING and report.outcome == "passed":
+            return record  # Nothing to fold: the most common report by far.
         if report.outcome == "rerun":
             record.reruns += 1
             if finding.classification is not Classification.INFRA_FAILURE:

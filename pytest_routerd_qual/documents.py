@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -184,18 +183,10 @@ def _check_text(text: str, what: str) -> None:
 
 
 def _json_type_name(value: Any) -> str:
-    names: Iterator[tuple[type, str]] = iter(
-        (
-            (bool, "a boolean"),
-            (list, "an array"),
-            (str, "a string"),
-            (type(None), "null"),
-        )
-    )
-    for kind, name in names:
+    for kind, name in ((bool, "a boolean"), (list, "an array"), (str, "a string")):
         if isinstance(value, kind):
             return name
-    return "a number"
+    return "null" if value is None else "a number"
 
 
 def _describe_mode(mode: int) -> str:

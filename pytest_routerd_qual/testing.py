@@ -18,7 +18,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,6 @@ class SampleCertification:
     providers: tuple[str, ...]
     release: str = RELEASE_VERSION
     labs_commit: str = LABS_COMMIT
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def scripts_root(self) -> Path:

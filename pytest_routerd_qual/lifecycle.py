@@ -417,22 +417,34 @@ def lifecycle_preflight_rules(
     spent_ledger = ledger
 
     def limits_rule(
-        request: Request, manifest: CertificationManifest, now: pendulum.DateTime
+        request: Request,
+        manifest: CertificationManifest,
+        now: pendulum.DateTime,
+        sha256: str,
     ) -> Iterator[Reason]:
         yield from _limit_reasons(settings, manifest, now)
 
     def spent_rule(
-        request: Request, manifest: CertificationManifest, now: pendulum.DateTime
+        request: Request,
+        manifest: CertificationManifest,
+        now: pendulum.DateTime,
+        sha256: str,
     ) -> Iterator[Reason]:
-        yield from _spent_reasons(spent_ledger, request, manifest)
+        yield from _spent_reasons(spent_ledger, manifest, sha256)
 
     def commands_rule(
-        request: Request, manifest: CertificationManifest, now: pendulum.DateTime
+        request: Request,
+        manifest: CertificationManifest,
+        now: pendulum.DateTime,
+        sha256: str,
     ) -> Iterator[Reason]:
         yield from _command_reasons(settings)
 
     def reuse_rule(
-        request: Request, manifest: CertificationManifest, now: pendulum.DateTime
+        request: Request,
+        manifest: CertificationManifest,
+        now: pendulum.DateTime,
+        sha256: str,
     ) -> Iterator[Reason]:
         yield from _reuse_reasons(settings, manifest)
 
@@ -467,17 +479,10 @@ def _at_most(seconds: int) -> str:
 
 
 def _spent_reasons(
-    ledger: Ledger, request: Request, manifest: CertificationManifest
+    ledger: Ledger, manifest: CertificationManifest, sha256: str
 ) -> Iterator[Reason]:
-    from .documents import DocumentError, sha256_of_file
     from .preflight import Reason
 
-    # Rules see the model, not the bytes: hash the file again. The manifest ID
-    # (inside those bytes) is what refuses; the digest only sharpens the message.
-    sha256 = None
-    if request.manifest_path is not None:
-        with contextlib.suppress(DocumentError):
-            sha256 = sha256_of_file(request.manifest_path)
     for rule, message in ledger.check(manifest.manifest_id, sha256):
         yield Reason(rule, message)
 

@@ -125,8 +125,11 @@ class Verdict:
         return self.manifest.expires_at - self.checked_at
 
 
-#: A further rule: given the request, the manifest and now, yields its reasons.
-Rule = Callable[[Request, CertificationManifest, pendulum.DateTime], Iterable[Reason]]
+#: A further rule: given the request, the manifest, now, and the SHA-256 of the
+#: manifest's bytes as read (never read again), yields its reasons.
+Rule = Callable[
+    [Request, CertificationManifest, pendulum.DateTime, str], Iterable[Reason]
+]
 
 
 def run_preflight(request: Request, extra_rules: Iterable[Rule] = ()) -> Verdict:
@@ -152,7 +155,7 @@ def run_preflight(request: Request, extra_rules: Iterable[Rule] = ()) -> Verdict
     if manifest is not None:
         reasons.extend(_manifest_reasons(request, manifest, now))
         for rule in extra_rules:
-            reasons.extend(rule(request, manifest, now))
+            reasons.extend(rule(request, manifest, now, document.sha256))
     return Verdict(request, now, tuple(reasons), document.sha256, manifest, document)
 
 

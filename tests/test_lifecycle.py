@@ -6,6 +6,7 @@ Processes (cleanup commands, the watchdog) are tested in test_lifecycle_processe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import os
@@ -216,9 +217,15 @@ def lifecycle_reasons(
     now: pendulum.DateTime | None = None,
 ) -> list[Reason]:
     reasons: list[Reason] = []
+    sha256 = hashlib.sha256(sample.manifest_path.read_bytes()).hexdigest()
     for rule in lifecycle_preflight_rules(settings):
         reasons.extend(
-            rule(request_of(sample), manifest_of(sample), now or pendulum.now("UTC"))
+            rule(
+                request_of(sample),
+                manifest_of(sample),
+                now or pendulum.now("UTC"),
+                sha256,
+            )
         )
     return reasons
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,6 +21,8 @@ from typing import Any, BinaryIO
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 #: The deepest nesting of objects and arrays accepted in a document.
 MAX_DEPTH = 64
+# A JSON escape of a UTF-16 surrogate (D800 to DFFF), in either case.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 class DocumentError(Exception):
@@ -132,7 +136,9 @@ def parse_json_object(data: bytes, what: str = "the document") -> dict[str, Any]
             f"{what} must be a JSON object at the top level, "
             f"not {_json_type_name(content)}"
         )
-    _check_shape(content, what)
+    # json.loads lets an escape such as \ud800 through as a lone surrogate; without
+    # any escape of a surrogate in the text, no string can hold one.
+    _check_shape(content, what, texts=_SURROGATE_ESCAPE.search(text) is not None)
     return content
 
 
@@ -156,21 +162,30 @@ def _refuse_constant(name: str) -> Any:
     raise DocumentError(f"contains {name}, which JSON does not allow")
 
 
-def _check_shape(content: Any, what: str) -> None:
-    """Refuse deep nesting and unpaired surrogates, iteratively (no recursion)."""
-    stack: list[tuple[Any, int]] = [(content, 1)]
+def _check_shape(content: Any, what: str, *, texts: bool = True) -> None:
+    """Refuse deep nesting and, when ``texts``, unpaired surrogates; iteratively.
+
+    Every value counts for the depth (the top level is 1), a scalar as much as an
+    object or array. Only containers are walked: a scalar's depth is its
+    container's plus one.
+    """
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(content, 1)]
     while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise DocumentError(f"{what} is nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                _check_text(key, what)
-                stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str):
-            _check_text(value, what)
+        container, depth = stack.pop()
+        if isinstance(container, dict):
+            if texts:
+                for key in container:
+                    _check_text(key, what)
+            children: Iterable[Any] = container.values()
+        else:
+            children = container
+        for child in children:
+            if depth >= MAX_DEPTH:
+                raise DocumentError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif texts and isinstance(child, str):
+                _check_text(child, what)
 
 
 def _check_text(text: str, what: str) -> None:

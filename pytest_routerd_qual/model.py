@@ -27,12 +27,28 @@ def _utc(value: Any) -> pendulum.DateTime:
         return value.in_timezone("UTC")
     if not isinstance(value, str):
         raise ValueError("expected an RFC 3339 date-time string")
-    try:
-        return pendulum.instance(_parse_stamp(value.upper())).in_timezone("UTC")
-    except OverflowError:
-        # A stamp such as 9999-12-31T23:59:59-01:00 is valid RFC 3339 but its
-        # instant lies beyond what a Python datetime can hold in UTC.
-        raise ValueError(f"{value!r} lies outside the years 1 to 9999 in UTC") from None
+    parsed = _parse_stamp(value.upper())
+    if parsed.utcoffset():
+        try:
+            parsed = parsed.astimezone(datetime.timezone.utc)
+        except OverflowError:
+            # A stamp such as 9999-12-31T23:59:59-01:00 is valid RFC 3339 but its
+            # instant lies beyond what a Python datetime can hold in UTC.
+            raise ValueError(
+                f"{value!r} lies outside the years 1 to 9999 in UTC"
+            ) from None
+    # Built field by field: pendulum.instance(...).in_timezone("UTC") costs eight
+    # times as much, which a manifest of 10,000 checks pays 10,000 times.
+    return pendulum.DateTime(
+        parsed.year,
+        parsed.month,
+        parsed.day,
+        parsed.hour,
+        parsed.minute,
+        parsed.second,
+        parsed.microsecond,
+        tzinfo=pendulum.UTC,
+    )
 
 
 def _parse_stamp(text: str) -> datetime.datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -15,10 +16,13 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import jsonschema
+import pendulum
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_routerd_qual.documents import MAX_DEPTH, DocumentError, parse_json_object
+from pytest_routerd_qual.model import _utc
 from pytest_routerd_qual.preflight import Reason, Request, Verdict, run_preflight
 from pytest_routerd_qual.testing import (
     ARTIFACT_PATH,
@@ -418,3 +422,90 @@ def test_an_artifact_path_with_a_nul_byte_is_refused_not_raised(lab: Lab) -> Non
         f"'{root}/artifacts/a\\x00.tar' cannot be read: embedded null byte; build or "
         "fetch the certified artifact first"
     ]
+
+
+@given(stamp=STAMPS)
+def test_a_stamp_becomes_the_same_utc_instant_pendulum_computes(stamp: str) -> None:
+    expected = _utc_instant(stamp)
+    if expected is None:
+        with pytest.raises(ValueError, match="outside the years 1 to 9999 in UTC"):
+            _utc(stamp)
+        return
+    converted = _utc(stamp)
+    assert isinstance(converted, pendulum.DateTime)
+    assert converted.timezone_name == "UTC"
+    assert converted == expected
+    assert converted == pendulum.instance(_parse_stamp(stamp.upper())).in_timezone(
+        "UTC"
+    )
+
+
+# A \u escape preceded by an even number of backslashes (which escape each other).
+UNICODE_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*\\u)([0-9a-f]{4})")
+
+
+def _reference_refusals(value: Any, depth: int = 1) -> set[str]:
+    """Every reason a document with ``value`` at ``depth`` must be refused for,
+    walked recursively and value by value."""
+    if depth > MAX_DEPTH:
+        return {"nested"}
+    texts: list[str] = []
+    children: list[Any] = []
+    if isinstance(value, dict):
+        texts, children = list(value), list(value.values())
+    elif isinstance(value, list):
+        children = value
+    elif isinstance(value, str):
+        texts = [value]
+    # json.loads joins an escaped pair into one code point: a surrogate left in a
+    # string stood alone.
+    refusals = set()
+    if any("\ud800" <= char <= "\udfff" for text in texts for char in text):
+        refusals.add("surrogate")
+    for child in children:
+        refusals |= _reference_refusals(child, depth + 1)
+    return refusals
+
+
+@given(
+    value=JSON_VALUES,
+    wrapping=st.integers(MAX_DEPTH - 3, MAX_DEPTH + 1),
+    ascii_only=st.booleans(),
+    upper_escapes=st.booleans(),
+    lone=st.none() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    in_key=st.booleans(),
+)
+def test_nesting_and_lone_surrogates_are_refused_exactly_where_they_are(
+    *,
+    value: Any,
+    wrapping: int,
+    ascii_only: bool,
+    upper_escapes: bool,
+    lone: str | None,
+    in_key: bool,
+) -> None:
+    document: Any = value
+    for level in range(wrapping):
+        document = {"k": document} if level % 2 else [document]
+    document = {"top": document}
+    if lone is not None:
+        # A surrogate that hypothesis's text rarely draws on its own.
+        document.update({f"key{lone}": 1} if in_key else {"note": f"x{lone}y"})
+    expected = _reference_refusals(document)
+    data = json.dumps(document, ensure_ascii=ascii_only, allow_nan=False)
+    try:
+        encoded = data.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be written as UTF-8 text, only as an escape.
+        encoded = json.dumps(document, ensure_ascii=True).encode("ascii")
+    if upper_escapes:
+        # JSON allows \uD800 as well as \ud800; an escaped backslash is no escape.
+        encoded = UNICODE_ESCAPE.sub(lambda match: match[1] + match[2].upper(), encoded)
+    if not expected:
+        assert parse_json_object(encoded) == document
+        return
+    # Either reason may be found first; it must be one that applies.
+    words = {"nested": "is nested deeper than", "surrogate": "unpaired UTF-16"}
+    with pytest.raises(DocumentError) as refused:
+        parse_json_object(encoded)
+    assert any(words[reason] in str(refused.value) for reason in expected)

@@ -8,7 +8,9 @@ preflight can refuse them.
 The ledger is a JSON-lines file that is only ever appended to, under a file lock (two
 runs may end at once) and synced to disk after each append. It is evidence: a line
 that cannot be read makes the preflight refuse, because skipping it could forget a
-spent manifest. This module imports the standard library and ``filelock`` only.
+spent manifest. This module imports the standard library only; ``filelock`` is
+imported when a ledger file exists or is written (a run that never ends as
+``infra_failure`` does not pay for it).
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import filelock
 
 from .atomic import sync_directory
 from .documents import DocumentError, parse_json_object, read_regular_file
@@ -138,6 +138,8 @@ class Ledger:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        import filelock  # 18 ms that most sessions never need
+
         lock = filelock.FileLock(self.lock_path, timeout=self.lock_timeout)
         try:
             lock.acquire()

@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .atomic import write_bytes_atomic
 from .durations import format_seconds, parse_duration
+from .journal import CheckJournal
 
 if TYPE_CHECKING:
     import pendulum
@@ -78,6 +79,8 @@ class EvidenceFile:
     WATCHDOG_ABORT = "watchdog-abort.json"
     #: Written by the session once it has written the result document itself.
     RESULT_WRITTEN = "result.written"
+    #: The session's record of each test as it goes (:mod:`.journal`).
+    CHECKS = "checks.jsonl"
 
     @staticmethod
     def cleanup_claim(run_id: str) -> str:
@@ -931,6 +934,8 @@ class Guard:
         self._last_beat = time.monotonic()
         self._exits: tuple[int, int] | None = None
         self._ready = False
+        #: What the session knows of each test, for a result the watchdog writes.
+        self.journal = CheckJournal(config.file(EvidenceFile.CHECKS))
 
     @property
     def watchdog_pid(self) -> int:
@@ -997,6 +1002,7 @@ class Guard:
         )
         write_json_atomic(config.file(EvidenceFile.WATCHDOG_CONFIG), config.to_json())
         guard = cls(config, _spawn_watchdog(config))
+        guard.journal.open()
         if wait:
             guard.wait_ready()
         return guard
@@ -1034,6 +1040,7 @@ class Guard:
         it to finish acting and returns the exits it recorded.
         """
         if self._exits is None:
+            self.journal.close()
             claimed = claim_file(
                 self.config.file(EvidenceFile.RUN_END),
                 {"by": "session", "pid": os.getpid(), "at": utc_stamp()},

@@ -274,6 +274,10 @@ class QualificationSession(RunObserver):
         """Know every collected test on the controller, to record those not run."""
         for nodeid in ids:
             self.book.collected(nodeid, None)
+        if self.guard is not None:
+            self.guard.journal.collected(
+                self.book.records[nodeid].to_json() for nodeid in ids
+            )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -310,7 +314,7 @@ class QualificationSession(RunObserver):
             phase = PhaseReport(
                 report.nodeid, when, report.outcome, report.duration, NO_FINDING
             )
-            self.book.observe(phase, None)
+            record = self.book.observe(phase, None)
         else:
             data = data or self._unexplained(report)
             finding = Finding(
@@ -324,10 +328,19 @@ class QualificationSession(RunObserver):
                 finding,
                 data.get("message"),
             )
-            self.book.observe(phase, scope_from_json(data))
+            record = self.book.observe(phase, scope_from_json(data))
             super().pytest_runtest_logreport(report)
         if self.guard is not None:
+            if when not in ("setup", "call"):
+                # The test (or this attempt of it) is over; a crashed xdist
+                # worker's report has no phase of its own.
+                self.guard.journal.entry(record.to_json())
             self.guard.beat()
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        """Note the test that starts, should the watchdog have to end the run."""
+        if self.guard is not None:
+            self.guard.journal.running(nodeid)
 
     def _unexplained(self, report: pytest.TestReport) -> dict[str, Any]:
         """A report without a finding, such as xdist's report of a crashed worker."""
@@ -370,6 +383,7 @@ class QualificationSession(RunObserver):
         collection)."""
         if self.guard is None:
             return
+        self.guard.journal.collected(self.book.entries())
         try:
             self.guard.wait_ready()
         except LifecycleError as exc:

@@ -214,11 +214,14 @@ class Watchdog:
             return
         import pendulum
 
+        from .classification import RULE_STOPPED
         from .exitcodes import Classification
+        from .journal import replay
         from .result import RunIdentity, build_result, write_atomic
 
         started = pendulum.parse(config.started_at)
         assert isinstance(started, pendulum.DateTime)
+        ended = f"the watchdog ended the run: {record['reason']}: {record['detail']}"
         entry = {
             "nodeid": "routerd-qual::watchdog",
             "scope": "lifecycle",
@@ -233,7 +236,15 @@ class Watchdog:
             started_at=started,
             finished_at=pendulum.now("UTC"),
             driver_exit=driver_exit,
-            checks=[*config.checks, entry],
+            checks=[
+                *config.checks,
+                *replay(
+                    config.file(EvidenceFile.CHECKS),
+                    running_message=ended,
+                    not_run_rule=RULE_STOPPED,
+                ),
+                entry,
+            ],
             cleanup_exit=cleanup,
             inventory_exit=inventory,
             watchdog_pid=os.getpid(),

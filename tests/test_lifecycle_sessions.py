@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,11 +83,35 @@ import time
 
 import pytest
 
+@pytest.mark.substrate
+def test_qga_answers(lab):
+    pass
+
 @pytest.mark.qualification_check("readiness")
 def test_routerd_reports_ready(lab):
     lab("running")
     time.sleep(60)
+
+@pytest.mark.qualification_check("connectivity_matrix")
+def test_matrix_pair_reaches(lab):
+    pass
 """
+#: What the watchdog's result says of each test of HANGING_SUITE.
+HUNG_CHECKS = [
+    ("test_suite.py::test_qga_answers", "passed", "none", None),
+    (
+        "test_suite.py::test_routerd_reports_ready",
+        "error",
+        "infra_failure",
+        "running when the watchdog ended the run",
+    ),
+    (
+        "test_suite.py::test_matrix_pair_reaches",
+        "not_run",
+        "none",
+        "not run: the run stopped at an infra failure",
+    ),
+]
 
 SHORT_TESTS_SUITE = """
 import time
@@ -249,14 +274,15 @@ class Lab:
         assert wait_for(lambda: not self.watchdogs(), 30), self.watchdogs()
         return self.result()
 
-    def assert_cleaned_up_once_after(self, last: str) -> None:
+    def assert_cleaned_up_once_after(self, last: str, *or_: str) -> None:
         """Cleanup then inventory ran once each, as the lifecycle commands are run,
-        after the step ``last``."""
+        after the step ``last`` (or one of ``or_``, where processes race)."""
         expected = f"--run-id {self.run_id} --evidence-dir {self.evidence}"
         steps = self.steps()
         names = [step.what for step in steps]
         assert names.count("cleanup") == names.count("inventory") == 1
-        assert names[-3:] == [last, "cleanup", "inventory"]
+        assert names[-2:] == ["cleanup", "inventory"]
+        assert names[-3] in (last, *or_)
         cleanup, inventory = steps[-2:]
         assert cleanup.args == f"{self.root / 'cleanup.sh'} {expected}"
         assert inventory.args == f"{self.root / 'inventory.sh'} {expected}"
@@ -415,9 +441,12 @@ def test_a_hung_cleanup_and_its_child_are_ended_at_its_timeout(lab: Lab) -> None
 # ------------------------------------------------------------------------- watchdog
 
 
-def assert_ended_by_watchdog(lab: Lab, reason: str, last: str) -> dict[str, Any]:
+def assert_ended_by_watchdog(
+    lab: Lab, reason: str, last: str, *or_: str
+) -> dict[str, Any]:
     """The watchdog ended the run for ``reason``, cleaned up once after the step
-    ``last`` (the session never finished), wrote the result and spent the manifest."""
+    ``last`` or one of ``or_`` (the session never finished), wrote the result and
+    spent the manifest."""
     document = lab.await_watchdog_result()
     assert document["classification"] == "infra_failure"
     assert document["status"] == "fail"
@@ -425,19 +454,30 @@ def assert_ended_by_watchdog(lab: Lab, reason: str, last: str) -> dict[str, Any]
     assert document["watchdogAbort"]["reason"] == reason
     assert document["watchdogAbort"]["watchdogPid"] == document["watchdogPid"]
     assert (document["cleanupExit"], document["inventoryExit"]) == (0, 0)
-    assert [check["nodeid"] for check in document["checks"]] == [
-        "routerd-qual::certification-preflight",
-        "routerd-qual::watchdog",
-    ]
+    checks = document["checks"]
+    assert checks[0]["nodeid"] == "routerd-qual::certification-preflight"
+    assert checks[-1]["nodeid"] == "routerd-qual::watchdog"
+    # The tests come between, as the session knew them when the run ended.
+    for check in checks[1:-1]:
+        if check["outcome"] in ("error", "not_run"):
+            assert check["message"].startswith(f"the watchdog ended the run: {reason}")
     assert not (lab.evidence / EvidenceFile.RESULT_WRITTEN).exists()
     assert (lab.evidence / EvidenceFile.WATCHDOG_ABORT).exists()
     assert (
         "wrote the result to" in (lab.evidence / EvidenceFile.WATCHDOG_LOG).read_text()
     )
-    lab.assert_cleaned_up_once_after(last)
+    lab.assert_cleaned_up_once_after(last, *or_)
     [spent] = Ledger(lab.ledger).entries()
     assert (spent.manifest_id, spent.run_id) == (lab.manifest_id, lab.run_id)
     return document
+
+
+def entries_of(document: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
+    """Each test entry of a result: nodeid, outcome, classification, rule."""
+    return [
+        (check["nodeid"], check["outcome"], check["classification"], check["rule"])
+        for check in document["checks"][1:-1]
+    ]
 
 
 def seconds_between(earlier: str | float, later: str) -> float:
@@ -463,6 +503,27 @@ def test_the_watchdog_ends_a_run_whose_heartbeat_goes_stale(lab: Lab) -> None:
     assert seconds_between(document["startedAt"], abort["at"]) >= 2
     [hung_at] = [step.at for step in lab.steps() if step.what == "running"]
     assert seconds_between(hung_at, abort["at"]) < 4
+    assert entries_of(document) == HUNG_CHECKS
+
+
+def test_the_watchdog_names_the_hung_test_of_a_distributed_run(lab: Lab) -> None:
+    lab.pytester.makepyfile(test_suite=HANGING_SUITE)
+    result = lab.run(
+        "-n",
+        "2",
+        "--qualification-ttl=20s",
+        "--qualification-heartbeat-stale=3s",
+    )
+    assert result.ret == -signal.SIGTERM
+    # The worker that ran the quick tests may release its lab after the hang began.
+    document = assert_ended_by_watchdog(
+        lab, "heartbeat-stale", "running", "lab-released"
+    )
+    # The controller kept the journal: the other worker's tests are done.
+    hung, *done = HUNG_CHECKS[1], HUNG_CHECKS[0], HUNG_CHECKS[2]
+    assert sorted(entries_of(document)) == sorted(
+        [hung, *[(nodeid, "passed", "none", None) for nodeid, *_ in done]]
+    )
 
 
 def test_the_watchdog_ends_a_run_that_outlives_its_ttl_while_tests_report(
@@ -480,6 +541,12 @@ def test_the_watchdog_ends_a_run_that_outlives_its_ttl_while_tests_report(
     # Progress never paused for the stale time: only the TTL could end the run.
     assert max(b - a for a, b in itertools.pairwise(started)) < 3
     assert seconds_between(started[-1], abort["at"]) < 3
+    # Every test is listed: those done passed, the one under way is the error
+    # (unless the TTL fell between two tests), and the rest never ran.
+    outcomes = "".join(outcome[0] for _, outcome, _, _ in entries_of(document))
+    assert re.fullmatch(r"p+e?n+", outcomes), outcomes
+    assert len(outcomes) == 40
+    assert outcomes.count("p") in (len(started) - 1, len(started))
 
 
 def test_the_watchdog_finishes_the_run_of_a_killed_pytest(lab: Lab) -> None:
@@ -508,6 +575,7 @@ def test_the_watchdog_finishes_the_run_of_a_killed_pytest(lab: Lab) -> None:
     assert abort["detail"] == f"pytest (pid {runner.pid}) is gone"
     assert abort["signal"] is None
     assert document["driverExit"] == -1
+    assert entries_of(document) == HUNG_CHECKS
 
 
 # ------------------------------------------------------------- refusals at the start

@@ -127,3 +127,14 @@ def test_a_journal_that_cannot_be_written_stops_writing(tmp_path: Path) -> None:
     journal.running("t::a")
     assert journal.broken == "/dev/full cannot be written: No space left on device"
     journal.entry(entry("t::a", "passed"))  # no second attempt, no error
+
+
+@pytest.mark.parametrize(
+    "nodeid",
+    ['t.py::test_x["quoted"]', "t.py::test_x[back\\slash]", "t.py::test_x[π→ü]"],
+)
+def test_any_test_id_survives_the_journal(journal: CheckJournal, nodeid: str) -> None:
+    journal.collected([entry(nodeid)])
+    journal.running(nodeid)
+    journal.close()
+    assert replayed(journal.path) == [(nodeid, "error", "infra_failure", RULE_RUNNING)]

@@ -50,8 +50,10 @@ def _regular_file_stat(path: Path) -> os.stat_result:
         raise DocumentError(f"{path} does not exist") from None
     except OSError as exc:
         raise DocumentError(f"{path} cannot be read: {exc.strerror}") from None
-    except ValueError as exc:  # a NUL byte in the path: no file can have that name
-        raise DocumentError(f"{str(path)!r} cannot be read: {exc}") from None
+    except ValueError:  # Python's words for it vary between versions
+        raise DocumentError(
+            f"{str(path)!r} cannot be read: no file name holds a NUL byte"
+        ) from None
     if not stat.S_ISREG(status.st_mode):
         raise DocumentError(f"{path} is {_describe_mode(status.st_mode)}, not a file")
     return status

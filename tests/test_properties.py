@@ -419,8 +419,8 @@ def test_an_artifact_path_with_a_nul_byte_is_refused_not_raised(lab: Lab) -> Non
     root = lab.request.scripts_root
     assert [str(reason) for reason in verdict.reasons] == [
         "[artifact] the routerd artifact cannot be checked: "
-        f"'{root}/artifacts/a\\x00.tar' cannot be read: embedded null byte; build or "
-        "fetch the certified artifact first"
+        f"'{root}/artifacts/a\\x00.tar' cannot be read: no file name holds a NUL "
+        "byte; build or fetch the certified artifact first"
     ]
 
 

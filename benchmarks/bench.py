@@ -72,6 +72,8 @@ class Plan:
     """How many times each figure repeats its measurements."""
 
     rounds: int
+    #: The idle difference is a few ms in a 1 s run: it takes more rounds to see.
+    idle_rounds: int
     xdist_rounds: int
     warm_every_variant: bool
     probes: int
@@ -82,6 +84,7 @@ class Plan:
 
 FULL = Plan(
     rounds=7,
+    idle_rounds=21,
     xdist_rounds=4,
     warm_every_variant=True,
     probes=5,
@@ -91,6 +94,7 @@ FULL = Plan(
 )
 QUICK = Plan(
     rounds=2,
+    idle_rounds=5,
     xdist_rounds=1,
     warm_every_variant=False,
     probes=2,
@@ -303,7 +307,7 @@ def bench_idle(work: Path, env: dict[str, str], plan: Plan) -> Figure:
     runs = alternate(
         {"plugin idle": run, "plugin disabled": lambda: run(*DISABLED)},
         plan,
-        plan.rounds,
+        plan.idle_rounds,
     )
     idle, disabled = runs["plugin idle"], runs["plugin disabled"]
     ratio = idle.wall / disabled.wall

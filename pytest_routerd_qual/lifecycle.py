@@ -366,19 +366,41 @@ def resolve_limits(
                 "the TTL; pass a shorter --qualification-heartbeat-stale",
             )
         )
+    # One option sets both timeouts; each may only shorten what was certified.
+    cleanup = _timeout(
+        settings.cleanup_timeout,
+        "cleanupTimeout",
+        lifecycle.cleanup_timeout,
+        certified,
+        problems,
+        DEFAULT_CLEANUP_TIMEOUT,
+    )
+    inventory = _timeout(
+        settings.cleanup_timeout,
+        "inventoryTimeout",
+        lifecycle.inventory_timeout,
+        certified,
+        problems,
+        cleanup,
+    )
     if ttl is None or stale is None:
         return None, problems
-    cleanup = (
-        settings.cleanup_timeout.seconds
-        if settings.cleanup_timeout
-        else certified.get("cleanupTimeout", DEFAULT_CLEANUP_TIMEOUT)
-    )
-    inventory = (
-        settings.cleanup_timeout.seconds
-        if settings.cleanup_timeout
-        else certified.get("inventoryTimeout", cleanup)
-    )
     return Limits(ttl, stale, cleanup, inventory), problems
+
+
+def _timeout(
+    option: DurationOption | None,
+    name: str,
+    text: str | None,
+    certified: dict[str, int],
+    problems: list[tuple[str, str]],
+    default: int,
+) -> int:
+    """A step's timeout: the option's, at most the certified one; else the
+    certified one; else ``default``."""
+    if text is not None and name in certified:
+        return _shortened(option, name, text, certified, problems) or default
+    return option.seconds if option else default
 
 
 def _shortened(

@@ -289,6 +289,33 @@ def test_options_may_not_extend_what_was_certified(
         settings.certified_by(manifest_of(certified))
 
 
+def test_the_cleanup_timeout_may_only_shorten_certified_timeouts(
+    tmp_path: Path,
+) -> None:
+    def timeouts(manifest: dict[str, Any]) -> None:
+        manifest["run"]["lifecycle"].update(cleanupTimeout="20m", inventoryTimeout="5m")
+
+    sample = write_sample_certification(tmp_path / "lab", mutate=timeouts)
+    assert settings_for(tmp_path).certified_by(manifest_of(sample)).limits == Limits(
+        2700, 600, 1200, 300
+    )
+    option = DurationOption(600, "10m", "--qualification-cleanup-timeout")
+    longer = settings_for(tmp_path, cleanup_timeout=option)
+    assert lifecycle_reasons(longer, sample) == [
+        Reason(
+            "lifecycle-limit",
+            "--qualification-cleanup-timeout 10m is longer than the certified "
+            "run.lifecycle.inventoryTimeout 5m: an option may only shorten it; pass "
+            "at most 5m or drop it",
+        )
+    ]
+    shorter = replace(longer, cleanup_timeout=replace(option, seconds=240, text="4m"))
+    assert lifecycle_reasons(shorter, sample) == []
+    assert shorter.certified_by(manifest_of(sample)).limits == Limits(
+        2700, 600, 240, 240
+    )
+
+
 def test_the_heartbeat_must_go_stale_before_the_ttl(
     tmp_path: Path, certified: SampleCertification
 ) -> None:

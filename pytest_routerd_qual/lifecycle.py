@@ -373,7 +373,7 @@ def resolve_limits(
         lifecycle.cleanup_timeout,
         certified,
         problems,
-        DEFAULT_CLEANUP_TIMEOUT,
+        default=DEFAULT_CLEANUP_TIMEOUT,
     )
     inventory = _timeout(
         settings.cleanup_timeout,
@@ -381,7 +381,7 @@ def resolve_limits(
         lifecycle.inventory_timeout,
         certified,
         problems,
-        cleanup,
+        default=cleanup,
     )
     if ttl is None or stale is None:
         return None, problems
@@ -394,6 +394,7 @@ def _timeout(
     text: str | None,
     certified: dict[str, int],
     problems: list[tuple[str, str]],
+    *,
     default: int,
 ) -> int:
     """A step's timeout: the option's, at most the certified one; else the

@@ -10,6 +10,7 @@ shells over the pure core (:mod:`.preflight`, :mod:`.classification`, :mod:`.res
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -191,6 +192,7 @@ class QualificationSession(RunObserver):
         self.problems_printed = False
         self.by_user = False
         self.final_classification = Classification.NONE
+        self.froze = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -392,6 +394,13 @@ class QualificationSession(RunObserver):
                 f"routerd-qual: infra_failure: {self.unguarded}",
                 returncode=QualificationExit.INFRA_FAILURE,
             )
+        # What exists now (the modules of jsonschema, pydantic and pendulum, the
+        # collected items) lives until the session ends. Left to the cyclic garbage
+        # collector, every full collection during the tests would walk it again:
+        # that was most of what the plugin added per test. It is unfrozen when the
+        # session finishes.
+        gc.freeze()
+        self.froze = True
 
     def pytest_collection_finish(self) -> None:
         """Collection is progress too: a long collection must not look hung."""
@@ -400,6 +409,9 @@ class QualificationSession(RunObserver):
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Clean up, set the exit code from the classification, write the result."""
+        if self.froze:
+            gc.unfreeze()
+            self.froze = False
         self.final_classification = self.book.classification()
         self._end_run()
         if self.problems:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -681,4 +682,30 @@ def test_not_today():
     assert document["classification"] == "none"
     result.stdout.fnmatch_lines(
         ["next: no check passed (all were skipped): nothing was qualified"]
+    )
+
+
+GC_SUITE = """
+import gc
+import pytest
+
+@pytest.mark.qualification_check("readiness")
+def test_frozen_while_tests_run():
+    assert gc.get_freeze_count() > 0
+"""
+
+
+@pytest.mark.parametrize("ending", ["passes", "fails"])
+def test_objects_of_the_session_start_are_frozen_for_the_tests_only(
+    pytester: pytest.Pytester, qualify: Run, ending: str
+) -> None:
+    body = GC_SUITE if ending == "passes" else GC_SUITE + "    assert False\n"
+    pytester.makepyfile(test_gc=body)
+    assert gc.get_freeze_count() == 0
+    result, document = qualify()
+    assert gc.get_freeze_count() == 0  # unfrozen when the session ended
+    expected = "none" if ending == "passes" else "product_failure"
+    assert document["classification"] == expected
+    result.assert_outcomes(
+        passed=int(ending == "passes"), failed=int(ending == "fails")
     )

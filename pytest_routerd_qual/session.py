@@ -512,6 +512,11 @@ class QualificationSession(RunObserver):
             lines.append(
                 f"stopped: {reason}; {len(self.book.not_run())} test(s) not run"
             )
+        if self.guard is not None and self.guard.journal.broken:
+            lines.append(
+                f"journal: {self.guard.journal.broken}; had the watchdog ended the "
+                "run, its result could not have listed the tests"
+            )
         lines.append(f"next: {self.next_step(code)}")
         if not self.config.option.collectonly:
             lines.append(f"result: {self.result_path}")

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from pytest_routerd_qual import QualificationExit
+from pytest_routerd_qual.journal import replay
 from pytest_routerd_qual.ledger import Ledger
 from pytest_routerd_qual.lifecycle import EvidenceFile
 from pytest_routerd_qual.testing import SampleCertification
@@ -367,7 +368,13 @@ def test_the_evidence_dir_keeps_logs_heartbeat_watchdog_records_and_manifest(
         EvidenceFile.MANIFEST,
         EvidenceFile.cleanup_claim(lab.run_id),
         EvidenceFile.cleanup_exits(lab.run_id),
+        EvidenceFile.CHECKS,
     } <= files
+    # The journal ends where the session's own result does.
+    journal = replay(
+        lab.evidence / EvidenceFile.CHECKS, running_message="-", not_run_rule="-"
+    )
+    assert journal == lab.result()["checks"][1:]
     for role in ("cleanup", "inventory"):
         assert (lab.evidence / f"{role}.stdout.log").read_text() == f"{role} ran\n"
         assert (lab.evidence / f"{role}.stderr.log").read_text() == f"{role} notes\n"
@@ -376,6 +383,20 @@ def test_the_evidence_dir_keeps_logs_heartbeat_watchdog_records_and_manifest(
     watchdog_log = (lab.evidence / EvidenceFile.WATCHDOG_LOG).read_text()
     assert f"for run {lab.run_id}\n" in watchdog_log
     assert watchdog_log.endswith("stopped by the session\n")
+
+
+def test_a_journal_that_cannot_be_written_is_said_and_fails_nothing(lab: Lab) -> None:
+    (lab.evidence / EvidenceFile.CHECKS).mkdir(parents=True)
+    result = lab.run()
+    assert result.ret == QualificationExit.OK
+    result.stdout.fnmatch_lines(
+        [
+            f"journal: {lab.evidence / EvidenceFile.CHECKS} cannot be opened: Is a "
+            "directory; had the watchdog ended the run, its result could not have "
+            "listed the tests"
+        ]
+    )
+    assert lab.result()["status"] == "pass"
 
 
 def test_nothing_is_cleaned_up_after_a_refused_preflight(lab: Lab) -> None:

@@ -1,4 +1,5 @@
-"""Durations as the certification manifest writes them: ``90s``, ``75m``, ``2h``.
+"""Durations as the certification manifest writes them: ``90s``, ``75m``, ``2h``;
+and the one way the run's records write a moment.
 
 One grammar for the manifest's ``run.lifecycle`` and for the options that may shorten
 it, so that an option and the value it is compared with are read the same way. The
@@ -8,6 +9,7 @@ unit is the second: the watchdog's tests run with ``1s`` and ``2s``.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 _DURATION = re.compile(r"([1-9][0-9]*)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -38,3 +40,18 @@ def format_seconds(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """``moment`` (now by default) as an RFC 3339 UTC stamp with milliseconds, such
+    as ``2026-12-03T17:00:00.250Z``: the result, the ledger and the evidence files
+    all write their times so.
+
+    :raises ValueError: for a time without its offset, which names no instant.
+    """
+    if moment is None:
+        moment = datetime.now(timezone.utc)
+    elif moment.tzinfo is None:
+        raise ValueError("a time without its offset cannot be written in UTC")
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -21,12 +21,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .atomic import sync_directory
 from .documents import DocumentError, parse_json_object, read_regular_file
+from .durations import utc_stamp
 
 SCHEMA_VERSION = "routerd-qual-ledger/v1"
 #: How long a reader or writer waits for another run to release the ledger.
@@ -120,7 +121,7 @@ class Ledger:
             "manifestSha256": sha256,
             "runId": run_id,
             "classification": str(classification),
-            "spentAt": _stamp(when),
+            "spentAt": utc_stamp(when),
         }
         line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
         try:
@@ -255,10 +256,3 @@ def _entry(number: int, content: dict[str, Any]) -> SpentEntry:
         classification=fields["classification"],
         spent_at=fields["spentAt"],
     )
-
-
-def _stamp(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("a ledger time must carry its offset")
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .atomic import write_bytes_atomic
-from .durations import format_seconds, parse_duration
+from .durations import format_seconds, parse_duration, utc_stamp
 from .journal import CheckJournal
 
 if TYPE_CHECKING:
@@ -720,7 +720,7 @@ def run_cleanup_and_inventory(
     """
     evidence_dir.mkdir(parents=True, exist_ok=True)
     exits_path = evidence_dir / EvidenceFile.cleanup_exits(run_id)
-    claim = {"pid": os.getpid(), "at": _utc_stamp(datetime.now(timezone.utc))}
+    claim = {"pid": os.getpid(), "at": utc_stamp()}
     if not claim_file(evidence_dir / EvidenceFile.cleanup_claim(run_id), claim):
         return _await_exits(exits_path, _cleanup_budget(settings))
     cleanup_timeout, inventory_timeout = settings.timeouts()
@@ -850,16 +850,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return content if isinstance(content, dict) else None
-
-
-def _utc_stamp(moment: datetime) -> str:
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def utc_stamp(moment: datetime | None = None) -> str:
-    """An RFC 3339 UTC stamp with milliseconds (now by default), as results use."""
-    return _utc_stamp(moment or datetime.now(timezone.utc))
 
 
 def _safe_run_id(run_id: str) -> str:
@@ -1018,7 +1008,7 @@ class Guard:
             pytest_pid=pid,
             pytest_pgid=os.getpgid(pid),
             pytest_start_ticks=info.start_ticks if info else None,
-            started_at=_utc_stamp(start),
+            started_at=utc_stamp(start),
             ttl_deadline=start.timestamp() + settings.limits.ttl,
             expires_at=expires_at.timestamp(),
             checks=list(checks),

@@ -18,6 +18,7 @@ from typing import Any
 import pendulum
 
 from .atomic import write_bytes_atomic
+from .durations import utc_stamp
 from .exitcodes import Classification
 
 SCHEMA_VERSION = "release-qualification-result/v1"
@@ -57,12 +58,6 @@ class RunIdentity:
         )
 
 
-def stamp(moment: pendulum.DateTime) -> str:
-    """An RFC 3339 UTC stamp with milliseconds, as the result format wants."""
-    utc = moment.in_timezone("UTC")
-    return utc.format("YYYY-MM-DD[T]HH:mm:ss.SSS[Z]")
-
-
 def build_result(
     identity: RunIdentity,
     *,
@@ -99,8 +94,8 @@ def build_result(
         "release": identity.release,
         "status": "pass" if passed else "fail",
         "classification": classification.value,
-        "startedAt": stamp(started_at),
-        "finishedAt": stamp(finished_at),
+        "startedAt": utc_stamp(started_at),
+        "finishedAt": utc_stamp(finished_at),
         "driverExit": int(driver_exit),
         "cleanupExit": int(cleanup_exit),
         "inventoryExit": int(inventory_exit),

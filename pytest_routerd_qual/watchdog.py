@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
-from .durations import format_seconds
+from .durations import format_seconds, utc_stamp
 from .lifecycle import (
     NOT_RUN,
     EvidenceFile,
@@ -46,7 +46,6 @@ from .lifecycle import (
     end_processes,
     process_alive,
     run_cleanup_and_inventory,
-    utc_stamp,
     write_json_atomic,
 )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,17 @@ class CheckJournal:
         except OSError as exc:
             self.broken = f"{self.path} cannot be opened: {exc.strerror}"
 
-    def collected(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Record tests as collected, each once, whatever the caller repeats."""
+    def collected(
+        self, nodeids: Iterable[str], entry_of: Callable[[str], dict[str, Any]]
+    ) -> None:
+        """Record tests as collected, each once however often it is named (every
+        xdist worker reports the same collection); ``entry_of`` gives the entry of a
+        test not yet recorded."""
         lines = []
-        for entry in entries:
-            if entry["nodeid"] not in self._known:
-                self._known.add(entry["nodeid"])
-                lines.append(_line({"entry": entry}))
+        for nodeid in nodeids:
+            if nodeid not in self._known:
+                self._known.add(nodeid)
+                lines.append(_line({"entry": entry_of(nodeid)}))
         if lines:
             self._write(b"".join(lines))
 

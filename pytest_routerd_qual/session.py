@@ -277,9 +277,7 @@ class QualificationSession(RunObserver):
         for nodeid in ids:
             self.book.collected(nodeid, None)
         if self.guard is not None:
-            self.guard.journal.collected(
-                self.book.records[nodeid].to_json() for nodeid in ids
-            )
+            self.guard.journal.collected(ids, self._entry_of)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -339,6 +337,9 @@ class QualificationSession(RunObserver):
                 self.guard.journal.entry(record.to_json())
             self.guard.beat()
 
+    def _entry_of(self, nodeid: str) -> dict[str, Any]:
+        return self.book.records[nodeid].to_json()
+
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         """Note the test that starts, should the watchdog have to end the run."""
         if self.guard is not None:
@@ -385,7 +386,7 @@ class QualificationSession(RunObserver):
         collection)."""
         if self.guard is None:
             return
-        self.guard.journal.collected(self.book.entries())
+        self.guard.journal.collected(self.book.records, self._entry_of)
         try:
             self.guard.wait_ready()
         except LifecycleError as exc:
@@ -396,9 +397,9 @@ class QualificationSession(RunObserver):
             )
         # What exists now (the modules of jsonschema, pydantic and pendulum, the
         # collected items) lives until the session ends. Left to the cyclic garbage
-        # collector, every full collection during the tests would walk it again:
-        # that was most of what the plugin added per test. It is unfrozen when the
-        # session finishes.
+        # collector, every full collection during the tests would walk it again
+        # (measured in docs/performance.md). It is unfrozen when the session
+        # finishes.
         gc.freeze()
         self.froze = True
 

@@ -35,7 +35,7 @@ def journal(tmp_path: Path) -> CheckJournal:
 def test_done_running_and_never_started_tests_in_collection_order(
     journal: CheckJournal,
 ) -> None:
-    journal.collected([entry("t::a"), entry("t::b"), entry("t::c")])
+    journal.collected(["t::a", "t::b", "t::c"], entry)
     journal.running("t::a")
     journal.entry(entry("t::a", "passed"))
     journal.running("t::b")
@@ -53,17 +53,25 @@ def test_done_running_and_never_started_tests_in_collection_order(
 
 
 def test_collection_reported_twice_is_journaled_once(journal: CheckJournal) -> None:
-    # Every xdist worker reports the same collection to the controller.
-    journal.collected([entry("t::a"), entry("t::b")])
-    journal.collected([entry("t::a"), entry("t::b")])
+    # Every xdist worker reports the same collection to the controller; the entry
+    # of a test is built once, not once per worker.
+    built: list[str] = []
+
+    def entry_of(nodeid: str) -> dict[str, Any]:
+        built.append(nodeid)
+        return entry(nodeid)
+
+    journal.collected(["t::a", "t::b"], entry_of)
+    journal.collected(["t::a", "t::b"], entry_of)
     journal.close()
     assert len(journal.path.read_bytes().splitlines()) == 2
+    assert built == ["t::a", "t::b"]
 
 
 def test_a_rerun_attempt_under_way_is_the_one_that_counts(
     journal: CheckJournal,
 ) -> None:
-    journal.collected([entry("t::flaky")])
+    journal.collected(["t::flaky"], entry)
     journal.running("t::flaky")
     journal.entry(entry("t::flaky", "failed", reruns=1))
     journal.running("t::flaky")
@@ -76,7 +84,7 @@ def test_a_rerun_attempt_under_way_is_the_one_that_counts(
 def test_a_line_cut_short_is_skipped_and_the_rest_kept(
     journal: CheckJournal,
 ) -> None:
-    journal.collected([entry("t::a"), entry("t::b")])
+    journal.collected(["t::a", "t::b"], entry)
     journal.entry(entry("t::a", "failed", classification="product_failure"))
     journal.close()
     with journal.path.open("ab") as out:
@@ -113,7 +121,7 @@ def test_a_journal_that_cannot_be_opened_never_fails_the_session(
 ) -> None:
     journal = CheckJournal(tmp_path / "missing-directory" / "checks.jsonl")
     journal.open()
-    journal.collected([entry("t::a")])
+    journal.collected(["t::a"], entry)
     journal.running("t::a")
     journal.entry(entry("t::a", "passed"))
     journal.close()
@@ -134,7 +142,7 @@ def test_a_journal_that_cannot_be_written_stops_writing(tmp_path: Path) -> None:
     ['t.py::test_x["quoted"]', "t.py::test_x[back\\slash]", "t.py::test_x[π→ü]"],
 )
 def test_any_test_id_survives_the_journal(journal: CheckJournal, nodeid: str) -> None:
-    journal.collected([entry(nodeid)])
+    journal.collected([nodeid], entry)
     journal.running(nodeid)
     journal.close()
     assert replayed(journal.path) == [(nodeid, "error", "infra_failure", RULE_RUNNING)]
